@@ -1,0 +1,44 @@
+"""Adapters between task losses and batches.
+
+A task loss is called as ``task_loss(student_out, batch)``.  Standard torch losses take
+``(output, target)``; ``TargetLoss`` wraps them, reading the target from ``batch[target_key]`` (dict
+batches) or ``batch[1]`` (tuples).
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["TargetLoss", "as_task_loss", "batch_target"]
+
+
+def batch_target(batch, key: str = "y"):
+    if isinstance(batch, Mapping):
+        if key not in batch:
+            raise KeyError(f"batch has no target key '{key}' (keys: {', '.join(map(str, batch))})")
+        return batch[key]
+    if isinstance(batch, (tuple, list)) and len(batch) > 1:
+        return batch[1]
+    raise ValueError("the batch carries no target: use dict batches with a target key or (x, y) tuples")
+
+
+class TargetLoss(nn.Module):
+    def __init__(self, loss: nn.Module, target_key: str = "y"):
+        super().__init__()
+        self.loss, self.target_key = loss, target_key
+
+    def forward(self, student_out: torch.Tensor, batch) -> torch.Tensor:
+        return self.loss(student_out, batch_target(batch, self.target_key))
+
+
+def as_task_loss(loss: Callable | None, target_key: str = "y") -> Callable | None:
+    """Torch ``_Loss`` modules (``nn.CrossEntropyLoss()``...) are wrapped; other callables are kept."""
+    if loss is None or isinstance(loss, TargetLoss):
+        return loss
+    if isinstance(loss, nn.modules.loss._Loss):
+        return TargetLoss(loss, target_key)
+    if not callable(loss):
+        raise TypeError(f"task_loss must be callable, got {type(loss).__name__}")
+    return loss

@@ -1,0 +1,178 @@
+"""``DistillationModule``: the ready LightningModule on top of ``Distiller``.
+
+``training_step``: run the student, then ``task_weight * task_loss + distiller(...)``.  The task
+loss is supplied by the user or a task adapter; validation/test log the task loss and, for
+classification (``num_classes``) or regression (``task="regression"``), a torchmetrics metric.
+
+Self-distillation (``self_distill="ema"`` or ``"snapshot"``) adds a teacher made from the student
+itself; it is updated after every optimizer step (EMA) or every N epochs (snapshot).
+
+Teachers live outside the module tree: the Lightning checkpoint holds the student (``student.*``)
+and the distiller's trainable connectors, never a teacher.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import lightning.pytorch as pl
+import torch
+import torchmetrics
+from torch import nn
+
+from .distiller import Distiller, batch_input
+from .losses import as_task_loss, batch_target
+from .teachers import EMATeacher, SnapshotTeacher
+
+__all__ = ["DistillationModule"]
+
+
+class DistillationModule(pl.LightningModule):
+    def __init__(self, student: nn.Module, distiller: Optional[Distiller] = None,
+                 task_loss: Optional[Callable] = None, task_weight: float = 1.0, lr: float = 1e-3,
+                 weight_decay: float = 0.0, optimizer: str = "adam", task: Optional[str] = None,
+                 num_classes: Optional[int] = None, input_key: str = "x", target_key: str = "y",
+                 self_distill: Optional[str] = None, ema_decay: float = 0.99, snapshot_every: int = 1,
+                 lr_schedule: Optional[str] = None):
+        super().__init__()
+        if optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got '{optimizer}'")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if task not in (None, "classification", "regression"):
+            raise ValueError(f"task must be 'classification', 'regression' or None, got '{task}'")
+        if task is None and num_classes is not None:
+            task = "classification"
+        if task == "classification" and not num_classes:
+            raise ValueError("task='classification' needs num_classes")
+        if lr_schedule not in (None, "cosine"):
+            raise ValueError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
+        self.save_hyperparameters(ignore=["student", "distiller", "task_loss"])
+        self.student = student
+        self.distiller = distiller if distiller is not None else Distiller()
+        self.distiller.input_key = input_key
+        self.task_loss = as_task_loss(task_loss, target_key)
+        self.task_weight = float(task_weight)
+        if self_distill not in (None, "ema", "snapshot"):
+            raise ValueError(f"self_distill must be None, 'ema' or 'snapshot', got '{self_distill}'")
+        if self_distill == "ema":
+            self.distiller.add_teacher("self_ema", EMATeacher(student, ema_decay))
+        elif self_distill == "snapshot":
+            self.distiller.add_teacher("self_snapshot", SnapshotTeacher(student, snapshot_every))
+        if self.task_loss is None and not len(self.distiller.terms):
+            raise ValueError("nothing to train: give a task_loss, knowledge terms, or both")
+        self.distiller.attach(student)
+        self.metric_name = None
+        if task == "classification":
+            self.val_metric = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+            self.test_metric = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+            self.metric_name = "acc"
+        elif task == "regression":
+            self.val_metric, self.test_metric = torchmetrics.MeanSquaredError(), torchmetrics.MeanSquaredError()
+            self.metric_name = "mse"
+
+    # ------------------------------------------------------------------ forward / progress
+    def forward(self, x):
+        return self.student(x)
+
+    @property
+    def progress(self) -> float:
+        trainer = self._trainer
+        if trainer is None:
+            return 0.0
+        total = trainer.estimated_stepping_batches
+        if not total or total == float("inf"):
+            return 0.0
+        return min(1.0, self.global_step / total)
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        """Dry-run one batch so lazily sized connectors exist before the optimizer is built, and so a
+        teacher/student shape mismatch is reported before training starts."""
+        if stage != "fit" or not len(self.distiller.terms) or self._trainer is None:
+            return
+        dm = self.trainer.datamodule
+        loader = None
+        if dm is not None:
+            loader = dm.train_dataloader()
+        elif self.trainer.fit_loop._data_source.is_defined():
+            loader = self.trainer.fit_loop._data_source.dataloader()
+        if loader is None:
+            return
+        batch = next(iter(loader))
+        with torch.no_grad():
+            out = self.student(batch_input(batch, self.hparams.input_key))
+            self.distiller(batch, out, progress=0.0)
+
+    def configure_optimizers(self):
+        params = [p for p in list(self.student.parameters()) + list(self.distiller.parameters()) if p.requires_grad]
+        hp = self.hparams
+        if hp.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        if hp.lr_schedule == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return opt
+
+    # ------------------------------------------------------------------ steps
+    def compute_loss(self, batch, student_out):
+        """Task + KD loss and a log dict; override to change how they combine."""
+        logs = {}
+        loss = student_out.new_zeros(())
+        if self.task_loss is not None:
+            task = self.task_loss(student_out, batch)
+            loss = loss + self.task_weight * task
+            logs["task"] = task.detach()
+        if len(self.distiller.terms):
+            kd, kd_logs = self.distiller(batch, student_out, progress=self.progress)
+            loss = loss + kd
+            logs.update(kd_logs)
+        return loss, logs
+
+    def training_step(self, batch, batch_idx):
+        out = self.student(batch_input(batch, self.hparams.input_key))
+        loss, logs = self.compute_loss(batch, out)
+        bs = out.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        for k, v in logs.items():
+            self.log(f"train/{k}", v, batch_size=bs)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        for name in self.distiller.teacher_names:
+            t = self.distiller.teacher(name)
+            if isinstance(t, EMATeacher):
+                t.update(self.student)
+
+    def on_train_epoch_end(self) -> None:
+        for name in self.distiller.teacher_names:
+            t = self.distiller.teacher(name)
+            if isinstance(t, SnapshotTeacher) and (self.current_epoch + 1) % t.every_n_epochs == 0:
+                t.snapshot(self.student)
+        if self.distiller.cache is not None:
+            self.distiller.cache.save()
+
+    def _eval_step(self, batch, stage: str, metric):
+        out = self.student(batch_input(batch, self.hparams.input_key))
+        bs = out.shape[0]
+        if self.task_loss is not None:
+            self.log(f"{stage}/loss", self.task_loss(out, batch), prog_bar=True, batch_size=bs)
+        if metric is not None:
+            target = batch_target(batch, self.hparams.target_key)
+            pred = out.argmax(-1) if self.metric_name == "acc" else out
+            metric(pred, target)
+            self.log(f"{stage}/{self.metric_name}", metric, prog_bar=True, batch_size=bs)
+        return out
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val", getattr(self, "val_metric", None))
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test", getattr(self, "test_metric", None))
+
+    def predict_step(self, batch, batch_idx):
+        return self.student(batch_input(batch, self.hparams.input_key))

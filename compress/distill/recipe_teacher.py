@@ -1,0 +1,63 @@
+"""A teacher trained by its own recipe on first use, then cached.
+
+``RecipeTeacher("recipes/digits_teacher.yaml")`` looks for the cached student weights of that recipe
+(``cache/teachers/<stem>-<hash of the recipe text>.pt``).  If they are missing it runs
+``python -m compress fit <recipe>`` in a subprocess (its progress bar shows), which saves the weights
+there; then it builds the recipe's student architecture and loads them with ``weights_only=True``.
+Editing the teacher recipe changes the hash, so a stale teacher is never reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from torch import nn
+
+from ..recipe import load_recipe
+from ..spec import RecipeError, instantiate
+from .teachers import Checkpoint
+
+__all__ = ["RecipeTeacher", "teacher_cache_path"]
+
+
+def teacher_cache_path(recipe: str | Path, cache_dir: str | Path = "cache/teachers") -> Path:
+    recipe = Path(recipe)
+    digest = hashlib.sha1(recipe.read_bytes()).hexdigest()[:10]
+    return Path(cache_dir) / f"{recipe.stem}-{digest}.pt"
+
+
+class RecipeTeacher(nn.Module):
+    def __init__(self, recipe: str, checkpoint: str | None = None, cache_dir: str = "cache/teachers",
+                 allow_any_class: bool = False):
+        super().__init__()
+        recipe_path = Path(recipe)
+        if not recipe_path.is_file():
+            raise FileNotFoundError(f"teacher recipe not found: {recipe}")
+        cfg = load_recipe(recipe_path)
+        try:
+            spec = cfg["model"]["init_args"]["student"]
+        except (KeyError, TypeError):
+            raise RecipeError(f"{recipe}: a teacher recipe needs model.init_args.student") from None
+        ckpt = Path(checkpoint) if checkpoint else teacher_cache_path(recipe_path, cache_dir)
+        if not ckpt.is_file():
+            self._train(recipe_path, ckpt, allow_any_class)
+        module = instantiate(spec, f"{recipe}: model.init_args.student", allow_any_class)
+        self.module = Checkpoint(module, str(ckpt)).module
+        self.recipe, self.checkpoint = str(recipe_path), str(ckpt)
+
+    @staticmethod
+    def _train(recipe: Path, ckpt: Path, allow_any: bool) -> None:
+        print(f"[compress] teacher weights {ckpt} missing: training them from {recipe}", flush=True)
+        cmd = [sys.executable, "-m", "compress", "fit", str(recipe), f"--export.checkpoint={ckpt}",
+               f"--run_dir={ckpt.with_suffix('')}-run"]
+        if allow_any:
+            cmd.append("--allow-any-class")
+        result = subprocess.run(cmd, env=os.environ.copy())
+        if result.returncode != 0 or not ckpt.is_file():
+            raise RuntimeError(f"training the teacher from {recipe} failed (exit code {result.returncode})")
+
+    def forward(self, x):
+        return self.module(x)

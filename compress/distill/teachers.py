@@ -1,0 +1,171 @@
+"""Teachers: frozen networks, checkpoints, or any callable (an algorithm such as WMMSE).
+
+Every teacher is wrapped in ``TeacherHandle``: it runs in eval mode under ``torch.no_grad()``, its
+parameters have ``requires_grad=False``, and it is held outside the student's module tree so it never
+lands in a student checkpoint or an optimizer.
+
+Self-distillation teachers are built from the student itself: ``EMATeacher`` (exponential moving
+average of the weights, updated after every optimizer step) and ``SnapshotTeacher`` (a copy refreshed
+every N epochs).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "load_state_dict_file",
+           "fingerprint"]
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict with ``weights_only=True`` from a plain ``.pt`` file or a Lightning ``.ckpt``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - report which file is broken
+        raise ValueError(f"{path} is not a loadable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) \
+            from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a state dict")
+    return obj
+
+
+def _strip_prefix(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """Accept ``student.*`` / ``model.*`` prefixed keys from Lightning checkpoints."""
+    wanted = set(module.state_dict())
+    if set(state) >= wanted:
+        return {k: state[k] for k in wanted}
+    for prefix in ("student.", "model.", "net."):
+        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if sub and set(sub) >= wanted:
+            return {k: sub[k] for k in wanted}
+    return state
+
+
+class Checkpoint(nn.Module):
+    """A teacher network built from ``module`` with weights loaded from ``path`` (weights only)."""
+
+    def __init__(self, module: nn.Module, path: str):
+        super().__init__()
+        state = _strip_prefix(load_state_dict_file(path), module)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ValueError(f"checkpoint {path} does not fit the teacher architecture: {first}") from None
+        self.module = module
+        self.path = str(path)
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def fingerprint(obj: Any) -> str:
+    """A short hash that changes when a teacher's weights change (modules) or its identity does."""
+    h = hashlib.sha1()
+    if isinstance(obj, nn.Module):
+        h.update(type(obj).__qualname__.encode())
+        for name, tensor in sorted(obj.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        key = getattr(obj, "cache_key", None)
+        h.update(str(key if key is not None else repr(obj)).encode())
+    return h.hexdigest()[:16]
+
+
+class TeacherHandle:
+    """Holds one teacher outside any module tree and calls it frozen."""
+
+    def __init__(self, name: str, teacher: nn.Module | Callable):
+        if not callable(teacher):
+            raise TypeError(f"teacher '{name}' must be an nn.Module or a callable, got {type(teacher).__name__}")
+        self.name = name
+        self.teacher = teacher
+        self.freeze()
+
+    @property
+    def module(self) -> nn.Module | None:
+        return self.teacher if isinstance(self.teacher, nn.Module) else None
+
+    def freeze(self) -> None:
+        if self.module is not None:
+            self.module.eval()
+            for p in self.module.parameters():
+                p.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, x):
+        if self.module is not None:
+            if self.module.training:
+                self.module.eval()
+            dev = x.device if isinstance(x, torch.Tensor) else None
+            first = next(self.module.parameters(), None)
+            if dev is not None and first is not None and first.device != dev:
+                self.module.to(dev)
+        out = self.teacher(x)
+        if isinstance(out, tuple):
+            out = out[0]
+        return out.detach() if isinstance(out, torch.Tensor) else out
+
+
+class EMATeacher(nn.Module):
+    """Exponential moving average of the student (mean teacher).  ``update(student)`` after each step."""
+
+    def __init__(self, student: nn.Module, decay: float = 0.99):
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = float(decay)
+        self.module = copy.deepcopy(student).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, student: nn.Module) -> None:
+        s_state = student.state_dict()
+        for name, t_val in self.module.state_dict().items():
+            s_val = s_state[name]
+            if t_val.shape != s_val.shape:  # the student was pruned: restart the average
+                self.module = copy.deepcopy(student).eval()
+                for p in self.module.parameters():
+                    p.requires_grad_(False)
+                return
+            if t_val.dtype.is_floating_point:
+                t_val.mul_(self.decay).add_(s_val.detach(), alpha=1.0 - self.decay)
+            else:
+                t_val.copy_(s_val)
+
+    def forward(self, x):
+        return self.module(x)
+
+
+class SnapshotTeacher(nn.Module):
+    """A frozen copy of the student, refreshed every ``every_n_epochs`` epochs."""
+
+    def __init__(self, student: nn.Module, every_n_epochs: int = 1):
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.module = copy.deepcopy(student).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def snapshot(self, student: nn.Module) -> None:
+        self.module = copy.deepcopy(student).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x):
+        return self.module(x)

@@ -1,0 +1,54 @@
+"""Feature knowledge (FitNets-style): a student tap, through a connector, matches a teacher tap."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..connectors import make_connector
+from .base import Term
+
+__all__ = ["Feature"]
+
+
+class Feature(Term):
+    """MSE or cosine distance between ``connector(student_tap)`` and ``teacher_tap``.
+
+    The connector is built on first use from the observed widths (last dim for ``linear``, channel
+    dim for ``conv1x1``), or up front when ``student_dim``/``teacher_dim`` are given.  The
+    ``DistillationModule`` runs one dry batch before building optimizers, so connector parameters
+    are always trained.  After pruning changes the student width the connector is rebuilt.
+    """
+
+    def __init__(self, student_tap: str, teacher_tap: str, connector: str | None = "linear",
+                 metric: str = "mse", student_dim: int | None = None, teacher_dim: int | None = None, **kw):
+        super().__init__(student_tap=student_tap, teacher_tap=teacher_tap, **kw)
+        if metric not in ("mse", "cosine"):
+            raise ValueError(f"Feature metric must be 'mse' or 'cosine', got '{metric}'")
+        self.metric, self.connector_kind = metric, connector
+        self.connector = None
+        if student_dim is not None and teacher_dim is not None:
+            self.connector = make_connector(connector, student_dim, teacher_dim)
+
+    def _channel_dim(self, x: torch.Tensor) -> int:
+        return 1 if self.connector_kind == "conv1x1" else -1
+
+    def build(self, student: torch.Tensor, teacher: torch.Tensor) -> None:
+        s_dim, t_dim = student.shape[self._channel_dim(student)], teacher.shape[self._channel_dim(teacher)]
+        current = self.connector
+        if current is not None:
+            in_dim = getattr(current, "in_features", getattr(current, "in_channels", None))
+            if in_dim in (None, s_dim):
+                return
+        self.connector = make_connector(self.connector_kind, s_dim, t_dim).to(student.device)
+
+    def loss(self, student, teacher, batch=None):
+        self.build(student, teacher)
+        mapped = self.connector(student)
+        if mapped.shape != teacher.shape:
+            raise ValueError(
+                f"term '{self.term_name}': connected student feature {tuple(mapped.shape)} does not match "
+                f"teacher feature {tuple(teacher.shape)} (taps {self.student_tap} -> {self.teacher_tap})")
+        if self.metric == "mse":
+            return F.mse_loss(mapped, teacher)
+        dim = self._channel_dim(mapped)
+        return (1.0 - F.cosine_similarity(mapped, teacher, dim=dim)).mean()
