@@ -1,0 +1,45 @@
+"""Deployable artifacts: ONNX (fp32 and int8) and dependency-free C source for MLP students.
+
+Public API (stable; other parts of the framework, e.g. compress.profile and tools/bench_latency.py, call it):
+
+    export_onnx(model, example_input, path, *, opset=18, dynamic_batch=True) -> Path
+        fp32 ONNX, one self-contained file, checked with onnx.checker and round-tripped through ONNX Runtime.
+    load_onnx(path) -> onnx.ModelProto            # ValueError "<path> is not an ONNX model"
+    ort_session(path, threads=1) -> onnxruntime.InferenceSession   # 1 intra-op, 1 inter-op thread, sequential
+    check_input(session_or_path, x) -> np.ndarray  # ValueError naming expected vs got shape
+    run_onnx(session_or_path, x) -> np.ndarray     # check_input + run, first output
+    export_onnx_int8(qat_model, example_input, path) -> Path      # re-exported from compress.quant
+    export_c(model, out_dir, name="student", int8=False) -> dict  # {"c", "h", "harness"} -> Path
+    compile_c(sources, out_path, *, shared=False, flags=("-O3", "-march=native")) -> Path
+    UnsupportedLayerError (ValueError)            # one-line: layer path and type
+    export_all(model, out_dir, example_input=None, *, name="student", formats="auto") -> dict
+        every artifact (fp32 or int8 by whether the model is QAT-prepared) + manifest.json of exact bytes
+"""
+
+from compress.export.chain import UnsupportedLayerError
+from compress.export.onnx_export import check_input, export_onnx, load_onnx, ort_session, run_onnx
+from compress.export.c_export import compile_c, export_c
+from compress.export.bundle import export_all
+
+
+def __getattr__(name: str):
+    # lazy: compress.quant imports compress.export.chain, so an eager import here would be circular
+    if name == "export_onnx_int8":
+        from compress.quant.onnx_int8 import export_onnx_int8
+
+        return export_onnx_int8
+    raise AttributeError(f"module 'compress.export' has no attribute {name!r}")
+
+
+__all__ = [
+    "export_onnx",
+    "load_onnx",
+    "ort_session",
+    "check_input",
+    "run_onnx",
+    "export_onnx_int8",
+    "export_c",
+    "compile_c",
+    "UnsupportedLayerError",
+    "export_all",
+]
