@@ -26,11 +26,11 @@ def run_dir_of(cfg: dict, recipe: Path) -> Path:
 
 
 def save_student(student: torch.nn.Module, spec: Any, path: Path) -> None:
-    """``{"state_dict", "spec"}``: weights plus the recipe's architecture spec (for plain students);
-    a pruned student also carries ``pruned: True`` and its layer shapes are read from the weights."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": student.state_dict(), "spec": spec,
-                "pruned": bool(getattr(student, "_compress_pruned", False))}, path)
+    """Structure + weights (``compress.prune.save_module``: reloads safely with ``weights_only=True``
+    even after pruning changed the shapes), with the recipe's architecture spec in ``meta``."""
+    from .prune import save_module
+
+    save_module(student, path, meta={"spec": spec})
 
 
 def _make_cli_class():
@@ -150,14 +150,9 @@ def export_run(recipe: str, args: list[str]) -> None:
     path = run_dir / "student.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run 'python -m compress fit {recipe}' first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("pruned"):
-        from .prune import load_pruned_student
+    from .prune import load_module
 
-        student = load_pruned_student(saved)
-    else:
-        student = instantiate(saved["spec"], "model.init_args.student", allow_any)
-        student.load_state_dict(saved["state_dict"])
+    student = load_module(path, trusted=("tasks", "envs"))
     from .pipeline import export_student
 
     dm = instantiate(cfg["data"], "data", allow_any) if "data" in cfg else None

@@ -1,0 +1,112 @@
+"""What does Lightning cost?  The same KD training, timed under Lightning and in a plain loop.
+
+Both sides train the same 1x16 MLP student from the same 2x256 teacher on digits with the same
+terms (KL T=4 + RKD distance + angle), optimizer, batch size, seed and number of optimizer steps;
+the plain side is a hand-written PyTorch loop calling the same ``Distiller``.  Each side runs
+``--repeats`` times, alternating, in this one process.  The headline ratio compares the fastest
+repeat of each side (as ``timeit`` does: the minimum is the run least disturbed by other processes on
+a shared machine); the ratio of medians is printed beside it.
+Lightning runs as a user would run it in production training (no progress bar, CSV logging of the
+step metrics every 50 steps, no checkpointing).
+
+    python tools/bench_overhead.py [--steps 600] [--repeats 3] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+# tools/ holds profile.py, which would shadow the standard library's `profile`: run from the repo root
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import lightning.pytorch as pl  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from compress.data import DigitsDataModule  # noqa: E402
+from compress.distill import DistillationModule, Distiller, batch_input, terms  # noqa: E402
+from compress.models import MLP  # noqa: E402
+
+
+def _terms():
+    return [terms.KL(T=4.0), terms.RKDDistance(), terms.RKDAngle(weight=2.0)]
+
+
+def lightning_run(teacher, dm, steps, seed, tmp):
+    pl.seed_everything(seed, verbose=False)
+    module = DistillationModule(MLP(64, 10, [16]), Distiller(teacher, _terms()), nn.CrossEntropyLoss(),
+                                task_weight=0.5, lr=0.005)
+    from lightning.pytorch.loggers import CSVLogger
+    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=CSVLogger(tmp), enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0, accelerator="cpu")
+    t0 = time.perf_counter()
+    trainer.fit(module, train_dataloaders=dm.train_dataloader())
+    return time.perf_counter() - t0, trainer.global_step
+
+
+def plain_run(teacher, dm, steps, seed):
+    pl.seed_everything(seed, verbose=False)
+    student = MLP(64, 10, [16])
+    distiller = Distiller(teacher, _terms()).attach(student)
+    opt = torch.optim.Adam(list(student.parameters()) + list(distiller.parameters()), lr=0.005)
+    ce = nn.CrossEntropyLoss()
+    loader = dm.train_dataloader()
+    t0 = time.perf_counter()
+    step = 0
+    while step < steps:
+        for batch in loader:
+            out = student(batch_input(batch))
+            kd, _ = distiller(batch, out, progress=step / steps)
+            loss = 0.5 * ce(out, batch["y"]) + kd
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step >= steps:
+                break
+    return time.perf_counter() - t0, step
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    import logging
+    import tempfile
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    dm = DigitsDataModule(batch_size=64, seed=0)
+    dm.setup()
+    pl.seed_everything(0, verbose=False)
+    teacher = MLP(64, 10, [256, 256])
+    plain_run(teacher, dm, 50, 0)  # warm-up of both paths (allocator, lazy imports)
+    with tempfile.TemporaryDirectory() as tmp:
+        lightning_run(teacher, dm, 50, 0, tmp)
+        lt, pt = [], []
+        for r in range(args.repeats):
+            t, n = lightning_run(teacher, dm, args.steps, r, tmp)
+            assert n == args.steps, n
+            lt.append(t)
+            t, n = plain_run(teacher, dm, args.steps, r)
+            pt.append(t)
+            print(f"repeat {r}: lightning {lt[-1]:.3f} s  plain {pt[-1]:.3f} s", flush=True)
+    result = {"lightning_over_plain": min(lt) / min(pt),
+              "lightning_over_plain_median": statistics.median(lt) / statistics.median(pt),
+              "lightning_s": min(lt), "plain_s": min(pt), "steps": args.steps, "repeats": args.repeats,
+              "ms_per_step_plain": 1e3 * min(pt) / args.steps}
+    print(f"lightning / plain = {result['lightning_over_plain']:.3f} "
+          f"({result['ms_per_step_plain']:.2f} ms per plain step)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
