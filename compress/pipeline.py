@@ -66,7 +66,12 @@ def export_student(student: nn.Module, datamodule, cfg: dict, run_dir: str | Pat
     if cfg.get("profile"):
         from .profile import profile_model
 
-        kwargs = {"runtimes": tuple(cfg["runtimes"])} if cfg.get("runtimes") else {}
+        if cfg.get("runtimes"):
+            kwargs = {"runtimes": tuple(cfg["runtimes"])}
+        elif qat:  # a QAT student deploys as int8; fp32 runtimes do not apply
+            kwargs = {"runtimes": ("onnxruntime-int8", "c-export-int8")}
+        else:
+            kwargs = {"runtimes": ("torch-eager", "onnxruntime", "c-export")}
         prof = profile_model(student, x, workdir=out / "profile", **kwargs)
         (out).mkdir(parents=True, exist_ok=True)
         (out / "profile.json").write_text(prof.to_json(indent=2))

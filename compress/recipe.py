@@ -96,6 +96,12 @@ def validate_recipe(cfg: dict, path: str | Path = "recipe", allow_any: bool = Fa
             raise RecipeError(f"{path}: unknown key 'export.{k}' (allowed: {', '.join(sorted(EXPORT_KEYS))})")
         if not isinstance(v, _EXPORT_TYPES[k]):
             raise RecipeError(f"{path}: export.{k} must be {_EXPORT_TYPES[k].__name__}, got {v!r}")
+    callbacks = (cfg.get("trainer") or {}).get("callbacks") or []
+    has_qat = any(isinstance(c, dict) and str(c.get("class_path", "")).endswith("QATCallback") for c in callbacks)
+    for key in ("onnx_int8", "c_int8"):
+        if export.get(key) and not has_qat:
+            raise RecipeError(f"{path}: export.{key} needs a QAT-trained student: add "
+                              "compress.quant.QATCallback to trainer.callbacks")
     if "ckpt_path" in cfg and cfg["ckpt_path"] not in (None, "last", "best") and not Path(cfg["ckpt_path"]).is_file():
         raise RecipeError(f"{path}: ckpt_path: file not found: {cfg['ckpt_path']}")
     if isinstance(cfg.get("trainer"), dict):

@@ -32,7 +32,8 @@ class DistillationModule(pl.LightningModule):
                  weight_decay: float = 0.0, optimizer: str = "adam", task: Optional[str] = None,
                  num_classes: Optional[int] = None, input_key: str = "x", target_key: str = "y",
                  self_distill: Optional[str] = None, ema_decay: float = 0.99, snapshot_every: int = 1,
-                 lr_schedule: Optional[str] = None):
+                 lr_schedule: Optional[str] = None, kd_inputs: Optional[str] = None, mixup_alpha: float = 1.0,
+                 noise_std: float = 0.1):
         super().__init__()
         if optimizer not in ("adam", "adamw", "sgd"):
             raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got '{optimizer}'")
@@ -44,6 +45,8 @@ class DistillationModule(pl.LightningModule):
             task = "classification"
         if task == "classification" and not num_classes:
             raise ValueError("task='classification' needs num_classes")
+        if kd_inputs not in (None, "mixup", "noise"):
+            raise ValueError(f"kd_inputs must be None, 'mixup' or 'noise', got '{kd_inputs}'")
         if lr_schedule not in (None, "cosine"):
             raise ValueError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
         self.save_hyperparameters(ignore=["student", "distiller", "task_loss"])
@@ -128,10 +131,30 @@ class DistillationModule(pl.LightningModule):
             loss = loss + self.task_weight * task
             logs["task"] = task.detach()
         if len(self.distiller.terms):
+            if self.hparams.kd_inputs is not None:
+                batch, student_out = self._kd_batch(batch)
             kd, kd_logs = self.distiller(batch, student_out, progress=self.progress)
             loss = loss + kd
             logs.update(kd_logs)
         return loss, logs
+
+    def _kd_batch(self, batch):
+        """Function matching (Beyer et al. 2022): the KD terms see inputs the labels cannot follow —
+        mixup of two samples, or a noisy copy — labelled by the teacher.  The task loss keeps the
+        clean batch.  Such batches bypass the teacher-output cache (their inputs are new)."""
+        x = batch_input(batch, self.hparams.input_key)
+        if self.hparams.kd_inputs == "mixup":
+            lam = torch.distributions.Beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha).sample((x.shape[0],))
+            lam = lam.view(-1, *([1] * (x.dim() - 1))).to(x)
+            x_aug = lam * x + (1 - lam) * x[torch.randperm(x.shape[0], device=x.device)]
+        else:
+            x_aug = x + self.hparams.noise_std * torch.randn_like(x)
+        if isinstance(batch, dict):
+            aug = {k: v for k, v in batch.items() if k != self.distiller.index_key}
+            aug[self.hparams.input_key] = x_aug
+        else:
+            aug = (x_aug, *batch[1:])
+        return aug, self.student(x_aug)
 
     def training_step(self, batch, batch_idx):
         out = self.student(batch_input(batch, self.hparams.input_key))
