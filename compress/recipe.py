@@ -5,7 +5,9 @@ project's own sections, which the CLI handles around ``fit``:
 
 * ``run_dir``: where logs, checkpoints, the student and artifacts go (default ``runs/<recipe stem>``);
 * ``logger``: ``csv`` (default) or ``wandb`` (offline unless ``WANDB_MODE`` says otherwise);
-* ``export``: what to write after training (student weights, ONNX fp32/int8, C source, profile).
+* ``export``: what to write after training (student weights, ONNX fp32/int8, C source, profile);
+* ``after_fit``: a list of ``class_path`` hooks (e.g. a task's closed-loop evaluation) called after
+  export as ``hook(module=..., datamodule=..., run_dir=..., exported=...)``.
 
 Recipes are loaded with ``yaml.safe_load`` and validated before anything runs: unknown keys, wrong
 types, missing files and classes outside the allow list are one-line errors naming the key.
@@ -22,7 +24,7 @@ from .spec import RecipeError, check_init_args, import_class
 __all__ = ["load_recipe", "validate_recipe", "RecipeError", "LIGHTNING_KEYS", "PROJECT_KEYS", "EXPORT_KEYS"]
 
 LIGHTNING_KEYS = {"seed_everything", "trainer", "model", "data", "ckpt_path", "optimizer", "lr_scheduler"}
-PROJECT_KEYS = {"run_dir", "logger", "export", "search"}
+PROJECT_KEYS = {"run_dir", "logger", "export", "search", "after_fit"}
 EXPORT_KEYS = {"checkpoint", "onnx", "onnx_int8", "c", "c_int8", "profile", "input_shape", "runtimes", "dir"}
 _EXPORT_TYPES = {"checkpoint": str, "onnx": bool, "onnx_int8": bool, "c": bool, "c_int8": bool, "profile": bool,
                  "input_shape": list, "runtimes": list, "dir": str}
@@ -108,7 +110,10 @@ def validate_recipe(cfg: dict, path: str | Path = "recipe", allow_any: bool = Fa
         from lightning.pytorch import Trainer
 
         check_init_args(Trainer, cfg["trainer"], "trainer", args_key="trainer")
-    for section in ("model", "data", "trainer", "optimizer", "lr_scheduler"):
+    hooks = cfg.get("after_fit") or []
+    if not isinstance(hooks, list) or not all(isinstance(h, dict) and "class_path" in h for h in hooks):
+        raise RecipeError(f"{path}: after_fit must be a list of {{class_path, init_args}} hooks")
+    for section in ("model", "data", "trainer", "optimizer", "lr_scheduler", "after_fit"):
         if section in cfg:
             _walk_specs(cfg[section], section, allow_any, path.parent)
     return cfg

@@ -119,11 +119,25 @@ def run_lightning(command: str, cfg: dict, recipe: Path, fresh: bool = False, al
             export = cfg.get("export") or {}
             if export.get("checkpoint"):
                 save_student(student, spec, Path(export["checkpoint"]))
+            exported = {}
             if any(export.get(k) for k in ("onnx", "onnx_int8", "c", "c_int8", "profile")):
                 from .pipeline import export_student
 
-                export_student(student, cli.datamodule, export, run_dir)
+                exported = export_student(student, cli.datamodule, export, run_dir)
+            run_after_fit(cfg, cli, run_dir, exported, allow_any)
     return cli
+
+
+def run_after_fit(cfg: dict, cli, run_dir: Path, exported: dict, allow_any: bool = False) -> None:
+    """Call the recipe's ``after_fit`` hooks in order (closed-loop evaluation, reports...)."""
+    from .spec import instantiate
+
+    for i, spec in enumerate(cfg.get("after_fit") or []):
+        hook = instantiate(spec, f"after_fit[{i}]", allow_any)
+        if not callable(hook):
+            raise RecipeError(f"after_fit[{i}]: {spec['class_path']} is not callable")
+        print(f"[compress] after_fit: {spec['class_path']}", flush=True)
+        hook(module=cli.model, datamodule=cli.datamodule, run_dir=run_dir, exported=exported)
 
 
 def _condense(message: str) -> str:

@@ -156,3 +156,26 @@ def test_recipe_teacher_trains_once_then_reuses_cache(tmp_path, monkeypatch):
 def test_module_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "compress", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "fit|validate|test RECIPE" in r.stdout
+
+
+class RecordingHook:
+    """An after_fit hook used by the test below (lives in the tests package, so allowed explicitly)."""
+    calls = []
+
+    def __init__(self, tag: str = "x"):
+        self.tag = tag
+
+    def __call__(self, module, datamodule, run_dir, exported):
+        RecordingHook.calls.append((self.tag, type(module).__name__, Path(run_dir).name))
+
+
+def test_after_fit_hooks_run_in_order(tmp_path, capsys):
+    path = _recipe(tmp_path, after_fit=[{"class_path": "tests.test_recipes.RecordingHook", "init_args": {"tag": "a"}},
+                                        {"class_path": "tests.test_recipes.RecordingHook", "init_args": {"tag": "b"}}])
+    assert "outside the allow list" in _error_line(capsys, ["fit", str(path)])
+    RecordingHook.calls.clear()
+    assert main(["fit", str(path), "--allow-any-class"]) == 0
+    assert RecordingHook.calls == [("a", "DistillationModule", "run"), ("b", "DistillationModule", "run")]
+    capsys.readouterr()
+    bad = _recipe(tmp_path, after_fit={"class_path": "x"})
+    assert "after_fit must be a list" in _error_line(capsys, ["fit", str(bad)])

@@ -52,7 +52,7 @@ class RKDDistance(Term):
     def loss(self, student, teacher, batch=None):
         _check_batch(self, student, teacher)
         with torch.no_grad():
-            t = normalized_distances(teacher.float())
+            t = normalized_distances(teacher.to(student.dtype))
         return F.smooth_l1_loss(normalized_distances(student), t)
 
 
@@ -60,7 +60,7 @@ class RKDAngle(Term):
     def loss(self, student, teacher, batch=None):
         _check_batch(self, student, teacher)
         with torch.no_grad():
-            t = triplet_angles(teacher.float())
+            t = triplet_angles(teacher.to(student.dtype))
         return F.smooth_l1_loss(triplet_angles(student), t)
 
 
@@ -70,6 +70,6 @@ class SimilarityPreserving(Term):
         b = student.shape[0]
         gs = F.normalize(_flat(student) @ _flat(student).t(), p=2, dim=1)
         with torch.no_grad():
-            tf = _flat(teacher.float())
+            tf = _flat(teacher.to(student.dtype))
             gt = F.normalize(tf @ tf.t(), p=2, dim=1)
         return ((gs - gt) ** 2).sum() / (b * b)
