@@ -1,11 +1,13 @@
 """Does distillation pay on digits?  Teacher, student from scratch, student with KD, over seeds.
 
-For each seed: train the 2x256 teacher, then the same 1x16 student twice for the same epochs —
-once on labels only, once with the recipe's knowledge (KL T=4 + RKD distance + angle, task weight
-0.5) — and score all three on the held-out test split.  Prints a table and, last, one JSON line
+For each seed: train the 2x256 teacher, then the same 1x8 student twice for the same epochs —
+once on labels only, once with the recipe's knowledge (KL T=4 + RKD distance, task weight 0.5, as in
+recipes/digits_kd.yaml) — and score all three on the held-out test split.  The KD configuration was
+chosen on the validation split (KL+RKD distance beat KL alone, KL+RKD angle and mixup inputs there);
+the test split is only used for the numbers printed here.  Prints a table and, last, one JSON line
 ``{"teacher_acc", "scratch_acc", "kd_acc", "seeds"}`` with means and stds.
 
-    python tools/bench_kd.py [--seeds 0 1 2] [--epochs 40] [--json]
+    python tools/bench_kd.py [--seeds 0 1 2] [--epochs 60] [--hidden 8] [--json]
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def _fit(module, dm, epochs, seed):
 def run(seeds, epochs, hidden):
     rows = []
     for seed in seeds:
-        dm = DigitsDataModule(batch_size=64, seed=seed)
+        dm = DigitsDataModule(batch_size=32, seed=seed)
         pl.seed_everything(seed, verbose=False)
         teacher = MLP(64, 10, [256, 256])
         t_acc = _fit(DistillationModule(teacher, task_loss=nn.CrossEntropyLoss(), num_classes=10, lr=0.002),
@@ -48,7 +50,7 @@ def run(seeds, epochs, hidden):
         scratch = DistillationModule(MLP(64, 10, hidden), task_loss=nn.CrossEntropyLoss(), num_classes=10, lr=0.005)
         s_acc = _fit(scratch, dm, epochs, seed)
         pl.seed_everything(seed, verbose=False)
-        distiller = Distiller(teacher, [terms.KL(T=4.0), terms.RKDDistance(), terms.RKDAngle(weight=2.0)], cache=True)
+        distiller = Distiller(teacher, [terms.KL(T=4.0), terms.RKDDistance()], cache=True)
         kd = DistillationModule(MLP(64, 10, hidden), distiller, nn.CrossEntropyLoss(), task_weight=0.5,
                                 num_classes=10, lr=0.005)
         k_acc = _fit(kd, dm, epochs, seed)
@@ -60,8 +62,8 @@ def run(seeds, epochs, hidden):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[16])
+    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[8])
     ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
