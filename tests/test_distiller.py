@@ -182,3 +182,26 @@ def test_schedule_weight_follows_progress():
     half, logs = d({"x": torch.zeros(2, 1)}, out, progress=0.5)
     assert full.item() == pytest.approx(1.0) and half.item() == pytest.approx(0.5)
     assert logs["w_mse"].item() == pytest.approx(0.5)
+
+
+def test_pruning_resizes_feature_connector_and_it_keeps_learning():
+    from compress.prune import PruningCallback
+
+    teacher, student = MLP(8, 3, [32]), MLP(8, 3, [24, 24])
+    d = Distiller(teacher, [terms.Feature("net.1", "net.1", connector="linear"), terms.KL()])
+    m = DistillationModule(student, d, nn.CrossEntropyLoss(), lr=0.05)
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+
+    class Watch(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                conn = pl_module.distiller.terms[0].connector
+                self.w = conn.weight.detach().clone()
+                self.in_features = conn.in_features
+
+    watch = Watch()
+    cb = PruningCallback(target_ratio=0.5, start_epoch=1, example_input=[1, 8])
+    _trainer(max_epochs=3, callbacks=[cb, watch]).fit(m, DataLoader(TensorDataset(x, y), batch_size=16))
+    conn = d.terms[0].connector
+    assert student.net[0].out_features < 24 and watch.in_features == student.net[0].out_features
+    assert not torch.allclose(conn.weight, watch.w), "the resized connector must be trained after pruning"

@@ -167,7 +167,7 @@ class FakeDistiller:
     def __init__(self):
         self.refreshes = 0
 
-    def refresh(self):
+    def refresh(self, example_input=None):
         self.refreshes += 1
 
 

@@ -156,12 +156,25 @@ class Distiller(nn.Module):
                 self._student_taps[term.student_tap] = Tap(term.student_tap).attach(student, owner="student")
         return self
 
-    def refresh(self) -> None:
-        """Re-resolve all taps (call after pruning changed the student)."""
+    def refresh(self, example_input: torch.Tensor | None = None) -> None:
+        """Re-resolve all taps after pruning changed the student.  With ``example_input`` (a student
+        input), connectors whose student width changed are rebuilt now, so that an optimizer built
+        right after this call trains them."""
         if self._student is not None:
             self.attach(self._student)
         for tap in self._teacher_taps.values():
             tap.refresh()
+        features = [t for t in self.terms if t.student_tap and hasattr(t, "resize")]
+        if example_input is None or self._student is None or not features:
+            return
+        was_training = self._student.training
+        with torch.no_grad():
+            self._student.eval()
+            self._student(example_input)
+            self._student.train(was_training)
+        feats = {path: tap.pop() for path, tap in self._student_taps.items()}
+        for term in features:
+            term.resize(feats[term.student_tap])
 
     # ------------------------------------------------------------------ teacher outputs
     def _run_teachers(self, x: torch.Tensor, batch) -> torch.Tensor:

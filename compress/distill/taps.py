@@ -34,6 +34,12 @@ class Tap:
         self._handle = module.register_forward_hook(self._hook)
         return self
 
+    def __deepcopy__(self, memo):
+        """Deep-copying a tapped module (pruning searches, EMA teachers) copies its hooks and so this
+        tap; the copy starts empty and unattached, and a recorded activation (part of a live autograd
+        graph, which cannot be deep-copied) is never carried over."""
+        return Tap(self.path)
+
     def _hook(self, module, inputs, output):
         if isinstance(output, tuple):  # e.g. GRU returns (output, h_n): keep the sequence output
             output = output[0]

@@ -248,8 +248,9 @@ class PruningCallback(Callback):
                              latency_runtime=self.latency_runtime, **self._budget_kwargs(module, x))
         self._grad_sum, self._grad_batches = {}, 0
         self.steps_done += 1
+        # refresh first: connectors resized for the pruned widths must be in the rebuilt optimizer
+        self._refresh_distiller(pl_module, x)
         self._rebuild_optimizers(trainer)
-        self._refresh_distiller(pl_module)
         record = {"epoch": trainer.current_epoch, "step": self.steps_done, "channel_ratio": result.channel_ratio,
                   "params": result.params_after, result.measure: result.measure_after}
         self.history.append(record)
@@ -257,10 +258,10 @@ class PruningCallback(Callback):
         return result
 
     @staticmethod
-    def _refresh_distiller(pl_module) -> None:
+    def _refresh_distiller(pl_module, example_input=None) -> None:
         refresh = getattr(getattr(pl_module, "distiller", None), "refresh", None)
         if callable(refresh):
-            refresh()
+            refresh(example_input)
 
     @staticmethod
     def _rebuild_optimizers(trainer) -> None:

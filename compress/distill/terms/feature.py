@@ -41,6 +41,19 @@ class Feature(Term):
                 return
         self.connector = make_connector(self.connector_kind, s_dim, t_dim).to(student.device)
 
+    def resize(self, student: torch.Tensor) -> bool:
+        """Rebuild the connector if the student feature's width changed (e.g. after pruning);
+        the teacher width is kept.  Returns True when a new connector was made."""
+        if self.connector is None or isinstance(self.connector, torch.nn.Identity):
+            return False
+        in_dim = getattr(self.connector, "in_features", getattr(self.connector, "in_channels", None))
+        out_dim = getattr(self.connector, "out_features", getattr(self.connector, "out_channels", None))
+        s_dim = student.shape[self._channel_dim(student)]
+        if in_dim == s_dim:
+            return False
+        self.connector = make_connector(self.connector_kind, s_dim, out_dim).to(student.device)
+        return True
+
     def loss(self, student, teacher, batch=None):
         self.build(student, teacher)
         mapped = self.connector(student)

@@ -1,0 +1,186 @@
+"""``python -m compress search RECIPE [--n-trials N] [--storage URL] [--study-name NAME] [--workers K]``
+
+Other arguments are recipe overrides (``--trainer.max_epochs=4``, ``--search.limits.max_bytes=4000``,
+``--run_dir=DIR``) as for ``fit``.  ``N`` is the *total* number of finished trials the study should
+hold: rerunning the same command after a crash (even SIGKILL) continues to N with every finished trial
+kept.  ``--workers K`` starts K processes on this machine that share the storage; the parent splits
+the remaining trials between them (so no trial is run twice and the total is exactly N), waits, then
+writes the reports.  Workers on other machines run the same command against a shared
+``--storage postgresql://...``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = ["main", "run_search", "SearchArgs"]
+
+USAGE = ("usage: python -m compress search RECIPE [--n-trials N] [--storage URL] [--study-name NAME] "
+         "[--workers K] [--key.path=value ...]")
+
+
+class SearchArgs:
+    def __init__(self, recipe: str, n_trials: int | None = None, storage: str | None = None,
+                 study_name: str | None = None, workers: int = 1, worker_index: int | None = None,
+                 overrides: list[str] | None = None):
+        self.recipe, self.n_trials, self.storage, self.study_name = recipe, n_trials, storage, study_name
+        self.workers, self.worker_index, self.overrides = workers, worker_index, list(overrides or [])
+
+
+def _int_arg(name: str, raw: str, lo: int) -> int:
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got '{raw}'") from None
+    if v < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {v}")
+    return v
+
+
+def parse_args(argv: list[str]) -> SearchArgs:
+    if not argv or argv[0].startswith("--"):
+        raise ValueError(f"'search' needs a recipe file\n{USAGE}")
+    out = SearchArgs(argv[0])
+    rest = argv[1:]
+    named = {"--n-trials": "n_trials", "--storage": "storage", "--study-name": "study_name", "--workers": "workers",
+             "--worker-index": "worker_index"}
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        key, sep, val = arg.partition("=")
+        if key in named:
+            if not sep:
+                if i + 1 >= len(rest):
+                    raise ValueError(f"{key} needs a value")
+                val = rest[i + 1]
+                i += 1
+            attr = named[key]
+            if attr in ("n_trials", "workers"):
+                val = _int_arg(key, val, 1)
+            elif attr == "worker_index":
+                val = _int_arg(key, val, 0)
+            setattr(out, attr, val)
+        else:
+            out.overrides.append(arg)
+        i += 1
+    return out
+
+
+def _quiet() -> None:
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Trainer already configured with model summary.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.accelerators.cuda").setLevel(logging.WARNING)
+
+
+def run_search(args: SearchArgs) -> dict:
+    """Run (or resume) a study; returns a summary dict (also printed as the last JSON line)."""
+    from compress.cli import apply_override, parse_overrides
+    from compress.recipe import load_recipe, validate_recipe
+    from compress.runner import run_dir_of
+
+    from .objective import Objective
+    from .space import parse_search
+    from .study import count_done, default_storage_url, fail_orphans, open_storage, open_study
+
+    import optuna
+
+    _quiet()
+    recipe = Path(args.recipe)
+    overrides, flags = parse_overrides(args.overrides)
+    base = load_recipe(recipe)
+    for key, value in overrides:
+        apply_override(base, key, value)
+    allow_any = "--allow-any-class" in flags
+    validate_recipe(base, recipe, allow_any=allow_any)
+    scfg = parse_search(base, str(recipe))
+    n_total = args.n_trials or scfg.n_trials
+    scfg.n_trials = n_total
+    run_dir = run_dir_of(base, recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    url = args.storage or scfg.storage or default_storage_url(run_dir)
+    name = args.study_name or scfg.study_name or recipe.stem
+    storage = open_storage(url, scfg.heartbeat_interval, scfg.grace_period)
+    study = open_study(scfg, storage, name, worker_index=args.worker_index or 0)
+    objective = Objective(base, scfg, recipe, run_dir, allow_any=allow_any)
+
+    if args.worker_index is not None:            # a worker: run exactly its share, no reports
+        study.optimize(objective, n_trials=n_total, gc_after_trial=True)
+        return {"worker": args.worker_index, "trials": n_total}
+
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    optuna.storages.fail_stale_trials(study)
+    still = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    orphans = sorted(running - still) + fail_orphans(study, storage, scfg.grace_period)
+    if orphans:
+        print(f"[search] trials {orphans} were left running by a killed process: marked FAIL and re-enqueued",
+              flush=True)
+    done = count_done(study)
+    remaining = max(0, n_total - done)
+    print(f"[search] study '{name}' in {url}: {done} finished trials, running {remaining} more "
+          f"(target {n_total}, {args.workers} worker{'s' if args.workers > 1 else ''})", flush=True)
+    if remaining and args.workers > 1:
+        _run_workers(args, url, name, remaining, base, allow_any)
+    elif remaining:
+        study.optimize(objective, n_trials=remaining, gc_after_trial=True)
+    return write_reports(study, scfg, run_dir)
+
+
+def _run_workers(args: SearchArgs, url: str, name: str, remaining: int, base: dict, allow_any: bool) -> None:
+    if "model" in base:   # build the model once so a teacher that must be trained first is trained (and cached) once
+        from compress.spec import instantiate
+        instantiate(base["model"], "model", allow_any)
+    k = min(args.workers, remaining)
+    shares = [remaining // k + (1 if i < remaining % k else 0) for i in range(k)]
+    procs = []
+    for i, share in enumerate(shares):
+        cmd = [sys.executable, "-m", "compress", "search", args.recipe, *args.overrides, "--n-trials", str(share),
+               "--storage", url, "--study-name", name, "--worker-index", str(i)]
+        procs.append(subprocess.Popen(cmd, env={**os.environ, "COMPRESS_NUM_THREADS": "1"}))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"search workers exited with codes {codes}; rerun the same command to resume")
+
+
+def write_reports(study, scfg, run_dir: Path) -> dict:
+    import optuna
+
+    from .report import best_trial, export_best, plot_front, write_pareto_json, write_trials_csv
+
+    trials = study.get_trials(deepcopy=False)
+    write_trials_csv(study, run_dir / "trials.csv", scfg.objectives)
+    entries = write_pareto_json(study, run_dir / "pareto.json", scfg.objectives, scfg.directions)
+    plot = plot_front(study, run_dir / "pareto.png", scfg.objectives, scfg.directions, scfg.metric,
+                      {"max_bytes": scfg.max_bytes, "max_p99_us": scfg.max_p99_us})
+    states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    rejected = sum(t.user_attrs.get("trained") is False for t in trials)
+    summary = {"study": study.study_name, "trials": len(trials), "states": {k: v for k, v in states.items() if v},
+               "rejected_before_training": rejected, "pareto": [e["number"] for e in entries],
+               "run_dir": str(run_dir)}
+    best = best_trial(study, scfg.directions, scfg.objectives) if scfg.export_best else None
+    if best is not None and best.user_attrs.get("artifact"):
+        out = export_best(best, run_dir / "best", scfg.input_shape)
+        summary["best"] = {"number": best.number, "values": list(best.values), "artifact": out["artifact"]}
+        print(out["profile"].table(), flush=True)
+    print(f"[search] {len(trials)} trials {summary['states']}, {rejected} rejected before training; "
+          f"Pareto front: trials {summary['pareto']}; outputs in {run_dir}", flush=True)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    run_search(parse_args(argv))
+    return 0
