@@ -11,19 +11,14 @@ import pytest
 import torch
 import torch.nn as nn
 
+from tests.helpers import mlp
+
 from compress.export import UnsupportedLayerError, compile_c, export_c
 from compress.quant import prepare_qat
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 
-def mlp(dims, act=nn.ReLU):
-    layers = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers)
 
 
 def run_harness(exe, x: np.ndarray, n_out: int) -> np.ndarray:

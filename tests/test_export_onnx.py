@@ -8,16 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from tests.helpers import mlp
+
 from compress.export import check_input, export_onnx, load_onnx, ort_session, run_onnx
 
 
-def mlp(dims, act=nn.ReLU):
-    layers = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers)
 
 
 class GRUStudent(nn.Module):

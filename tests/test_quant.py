@@ -6,6 +6,8 @@ import onnx
 import pytest
 import torch
 import torch.nn as nn
+
+from tests.helpers import mlp
 from onnx import numpy_helper
 
 from compress.export import UnsupportedLayerError, ort_session, run_onnx
@@ -24,13 +26,6 @@ from compress.quant import (
 INTEGER_OPS = {"QLinearMatMul", "MatMulInteger", "QGemm", "QLinearConv", "ConvInteger", "MatMulIntegerToFloat"}
 
 
-def mlp(dims):
-    layers = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
 
 
 def calibrated_qat_mlp(dims=(16, 64, 64, 28), seed=0, steps=20):

@@ -18,7 +18,7 @@ measurement, does not pay for importing torch when it times ONNX Runtime.
 """
 from __future__ import annotations
 
-import importlib
+from compress._lazy import lazy_getattr
 
 _LAZY = {
     "Profile": "compress.profile.profile",
@@ -35,7 +35,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'compress.profile' has no attribute {name!r}")
+__getattr__ = lazy_getattr("compress.profile", _LAZY)

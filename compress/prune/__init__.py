@@ -25,7 +25,7 @@ QAT-prepared model raises RuntimeError.
 
 from __future__ import annotations
 
-import importlib
+from compress._lazy import lazy_getattr
 
 # Lazy attributes (PEP 562): the timing worker loads modules through compress.prune.serialize and must
 # not pay for importing Lightning (the callback) or torch-pruning in every fresh process.
@@ -46,7 +46,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'compress.prune' has no attribute {name!r}")
+__getattr__ = lazy_getattr("compress.prune", _LAZY)

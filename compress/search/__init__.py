@@ -18,7 +18,7 @@ The run folder holds ``study.db`` (SQLite storage, open it with optuna-dashboard
 """
 from __future__ import annotations
 
-import importlib
+from compress._lazy import lazy_getattr
 
 _LAZY = {
     "run_search": "compress.search.cli",
@@ -37,7 +37,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'compress.search' has no attribute {name!r}")
+__getattr__ = lazy_getattr("compress.search", _LAZY)
