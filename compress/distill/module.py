@@ -61,7 +61,13 @@ class DistillationModule(FastHookName, pl.LightningModule):
             raise ValueError(f"kd_inputs must be None, 'mixup' or 'noise', got '{kd_inputs}'")
         if lr_schedule not in (None, "cosine"):
             raise ValueError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
+        # hparams are saved for logs and checkpoints only; the module reads its settings from
+        # attributes, so a subclass with its own __init__ signature keeps working
         self.save_hyperparameters(ignore=["student", "distiller", "task_loss"])
+        self.input_key, self.target_key = input_key, target_key
+        self.lr, self.weight_decay, self.optimizer_name, self.lr_schedule = lr, weight_decay, optimizer, lr_schedule
+        self.kd_inputs, self.mixup_alpha, self.noise_std = kd_inputs, mixup_alpha, noise_std
+        self._total_steps = 0
         self.student = student
         self.distiller = distiller if distiller is not None else Distiller()
         self.distiller.input_key = input_key
@@ -91,13 +97,14 @@ class DistillationModule(FastHookName, pl.LightningModule):
 
     @property
     def progress(self) -> float:
-        trainer = self._trainer
-        if trainer is None:
-            return 0.0
-        total = trainer.estimated_stepping_batches
-        if not total or total == float("inf"):
-            return 0.0
-        return min(1.0, self.global_step / total)
+        """Fraction of training done, for knowledge-term schedules (0 when the length is unknown)."""
+        total = self._total_steps
+        return min(1.0, self.global_step / total) if total else 0.0
+
+    def on_train_start(self) -> None:
+        # asked once: with dataloaders rebuilt every epoch the Trainer re-derives it from the data
+        est = self.trainer.estimated_stepping_batches
+        self._total_steps = int(est) if est and est != float("inf") else 0
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str) -> None:
@@ -115,19 +122,18 @@ class DistillationModule(FastHookName, pl.LightningModule):
             return
         batch = next(iter(loader))
         with torch.no_grad():
-            out = self.student(batch_input(batch, self.hparams.input_key))
+            out = self.student(batch_input(batch, self.input_key))
             self.distiller(batch, out, progress=0.0)
 
     def configure_optimizers(self):
         params = [p for p in list(self.student.parameters()) + list(self.distiller.parameters()) if p.requires_grad]
-        hp = self.hparams
-        if hp.optimizer == "adam":
-            opt = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        elif hp.optimizer == "adamw":
-            opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        if self.optimizer_name == "adam":
+            opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        elif self.optimizer_name == "adamw":
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         else:
-            opt = torch.optim.SGD(params, lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
-        if hp.lr_schedule == "cosine":
+            opt = torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+        if self.lr_schedule == "cosine":
             total = max(1, int(self.trainer.estimated_stepping_batches))
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -143,7 +149,7 @@ class DistillationModule(FastHookName, pl.LightningModule):
             loss = loss + self.task_weight * task
             logs["task"] = task.detach()
         if len(self.distiller.terms):
-            if self.hparams.kd_inputs is not None:
+            if self.kd_inputs is not None:
                 batch, student_out = self._kd_batch(batch)
             kd, kd_logs = self.distiller(batch, student_out, progress=self.progress)
             loss = loss + kd
@@ -154,22 +160,22 @@ class DistillationModule(FastHookName, pl.LightningModule):
         """Function matching (Beyer et al. 2022): the KD terms see inputs the labels cannot follow —
         mixup of two samples, or a noisy copy — labelled by the teacher.  The task loss keeps the
         clean batch.  Such batches bypass the teacher-output cache (their inputs are new)."""
-        x = batch_input(batch, self.hparams.input_key)
-        if self.hparams.kd_inputs == "mixup":
-            lam = torch.distributions.Beta(self.hparams.mixup_alpha, self.hparams.mixup_alpha).sample((x.shape[0],))
+        x = batch_input(batch, self.input_key)
+        if self.kd_inputs == "mixup":
+            lam = torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha).sample((x.shape[0],))
             lam = lam.view(-1, *([1] * (x.dim() - 1))).to(x)
             x_aug = lam * x + (1 - lam) * x[torch.randperm(x.shape[0], device=x.device)]
         else:
-            x_aug = x + self.hparams.noise_std * torch.randn_like(x)
+            x_aug = x + self.noise_std * torch.randn_like(x)
         if isinstance(batch, dict):
             aug = {k: v for k, v in batch.items() if k != self.distiller.index_key}
-            aug[self.hparams.input_key] = x_aug
+            aug[self.input_key] = x_aug
         else:
             aug = (x_aug, *batch[1:])
         return aug, self.student(x_aug)
 
     def training_step(self, batch, batch_idx):
-        out = self.student(batch_input(batch, self.hparams.input_key))
+        out = self.student(batch_input(batch, self.input_key))
         loss, logs = self.compute_loss(batch, out)
         # metrics are logged only on the steps the logger writes (every trainer.log_every_n_steps):
         # one self.log call costs ~0.1-0.5 ms, as much as a whole training step of a tiny student
@@ -201,12 +207,12 @@ class DistillationModule(FastHookName, pl.LightningModule):
             self.distiller.cache.save()
 
     def _eval_step(self, batch, stage: str, metric):
-        out = self.student(batch_input(batch, self.hparams.input_key))
+        out = self.student(batch_input(batch, self.input_key))
         bs = out.shape[0]
         if self.task_loss is not None:
             self.log(f"{stage}/loss", self.task_loss(out, batch), prog_bar=True, batch_size=bs)
         if metric is not None:
-            target = batch_target(batch, self.hparams.target_key)
+            target = batch_target(batch, self.target_key)
             pred = out.argmax(-1) if self.metric_name == "acc" else out
             metric(pred, target)
             self.log(f"{stage}/{self.metric_name}", metric, prog_bar=True, batch_size=bs)
@@ -219,4 +225,4 @@ class DistillationModule(FastHookName, pl.LightningModule):
         self._eval_step(batch, "test", getattr(self, "test_metric", None))
 
     def predict_step(self, batch, batch_idx):
-        return self.student(batch_input(batch, self.hparams.input_key))
+        return self.student(batch_input(batch, self.input_key))
