@@ -36,6 +36,40 @@ def test_students_shapes_ranges_and_errors():
         g(torch.ones(2, 3, 4))
 
 
+def test_mlp_binary_decision_in_eval_only():
+    """decision='binary': eval outputs are exactly {0, pmax} (on iff output >= pmax/2, top user always on);
+    training mode keeps the relaxed sigmoid output; 'soft' (default) is unchanged."""
+    torch.manual_seed(0)
+    H = gaussian_ic(4, 3, seed=2)
+    m = PowerMLP(4, pmax=2.0, decision="binary")
+    with torch.no_grad():
+        m.net[-1].weight.zero_()
+        m.net[-1].bias.copy_(torch.tensor([1.0, -0.5, 0.0, -2.0]))   # sigmoid: .73, .38, .5, .12
+    assert torch.allclose(m.train()(H), 2.0 * torch.sigmoid(torch.tensor([1.0, -0.5, 0.0, -2.0])).expand(3, 4))
+    assert torch.equal(m.eval()(H), torch.tensor([[2.0, 0.0, 2.0, 0.0]]).expand(3, 4))
+    with torch.no_grad():
+        m.net[-1].bias.copy_(torch.tensor([-1.0, -0.5, -3.0, -2.0]))  # all below 1/2: only user 1 (largest) on
+    assert torch.equal(m(H), torch.tensor([[0.0, 2.0, 0.0, 0.0]]).expand(3, 4))
+    with pytest.raises(ValueError, match="decision"):
+        PowerMLP(4, decision="rounded")
+
+
+def test_supervised_bce_loss_matches_hand_computed():
+    """supervised_loss='bce': BCE(p/pmax, p_teacher/pmax), by hand: -mean(y log s + (1-y) log(1-s))."""
+    torch.manual_seed(0)
+    K = 5
+    H = gaussian_ic(K, 16, seed=4)
+    m = SINRModule(PowerMLP(K, pmax=2.0), mode="supervised", supervised_loss="bce", pmax=2.0,
+                   teacher=WMMSE(pmax=2.0), cache=False)
+    out = m.student(H)
+    loss, _ = m.compute_loss({"x": H, "index": torch.arange(16)}, out)
+    s, y = out / 2.0, wmmse(H, pmax=2.0) / 2.0
+    ref = -(y * s.log() + (1 - y) * (1 - s).log()).mean()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="supervised_loss"):
+        SINRModule(PowerMLP(K), mode="supervised", supervised_loss="hinge")
+
+
 @pytest.mark.parametrize("neighbors", [None, 3])
 def test_gnn_is_permutation_equivariant(neighbors):
     torch.manual_seed(0)

@@ -7,7 +7,11 @@ fitting (WMMSE is slow per call, fast per batch) and optionally kept on disk (``
 
 Modes (``mode``):
 
-* ``supervised``   -- match the teacher: MSE(student, teacher) only.
+* ``supervised``   -- match the teacher: ``supervised_loss="mse"`` (MSE(student, teacher), Sun et al.) or
+  ``"bce"`` (binary cross-entropy of ``student/pmax`` against ``teacher/pmax`` read as the probability that the
+  user is on: WMMSE's powers are ~96% exactly 0 or pmax, and for that on/off target BCE keeps a full gradient
+  where the sigmoid saturates; measured at K = 10, 200k channels x 10 epochs: 96.9% vs 96.4% of WMMSE with
+  the MLP's binary decision).
 * ``unsupervised`` -- maximise the sum-rate: task loss ``-sum_rate / K`` (per-user mean; dividing by K
   makes beta mean the same at every K and leaves Adam's steps unchanged).
 * ``ad``           -- unsupervised + beta * MSE(student, teacher); beta fixed, decreasing (beta -> 0) or
@@ -26,6 +30,7 @@ import warnings
 from typing import Callable, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from compress.distill import Distiller, DistillationModule, schedules, terms
@@ -34,7 +39,7 @@ from compress.distill.schedules import Schedule
 from .data import teacher_for
 from .evaluate import sum_rates
 
-__all__ = ["SINRModule", "NegSumRate", "Reinforce", "beta_schedule", "MODES"]
+__all__ = ["SINRModule", "NegSumRate", "Reinforce", "OnOffBCE", "beta_schedule", "MODES"]
 
 MODES = ("supervised", "unsupervised", "ad", "pg")
 
@@ -52,6 +57,24 @@ def beta_schedule(beta: Union[float, Schedule], kind: str = "fixed") -> Schedule
     if kind == "increasing":
         return schedules.Linear(0.0, beta)
     raise ValueError(f"beta_schedule must be 'fixed', 'decreasing' or 'increasing', got '{kind}'")
+
+
+class OnOffBCE(terms.Term):
+    """Supervised term: ``BCE(student / pmax, teacher / pmax)`` -- the teacher's power fraction as the target
+    probability of transmitting (see the module doc for why)."""
+
+    def __init__(self, pmax: float = 1.0, **kw):
+        super().__init__(**kw)
+        if pmax <= 0:
+            raise ValueError(f"OnOffBCE: pmax must be > 0, got {pmax}")
+        self.pmax = float(pmax)
+
+    def loss(self, student, teacher, batch=None):
+        self.check_shapes(student, teacher)
+        target = (teacher.to(student.dtype) / self.pmax).clamp(0.0, 1.0)
+        # no clamp on the input: torch's BCE backward guards s(1-s) itself, so saturated but wrong outputs
+        # still get the (s - y) gradient through the sigmoid
+        return F.binary_cross_entropy(student / self.pmax, target)
 
 
 class NegSumRate:
@@ -109,16 +132,22 @@ class SINRModule(DistillationModule):
                  teacher: Optional[Callable] = None, cache: Union[bool, str] = True, lr: float = 1e-3,
                  lr_schedule: Optional[str] = "cosine", weight_decay: float = 0.0, pmax: float = 1.0,
                  noise: float = 1.0, gap_db: float = 6.0, pg_sigma: float = 0.1, pg_samples: int = 4,
-                 optimizer: str = "adam", input_key: str = "x"):
+                 optimizer: str = "adam", input_key: str = "x", supervised_loss: str = "mse"):
         if mode not in MODES:
             raise ValueError(f"SINRModule: mode must be one of {MODES}, got '{mode}'")
+        if supervised_loss not in ("mse", "bce"):
+            raise ValueError(f"SINRModule: supervised_loss must be 'mse' or 'bce', got '{supervised_loss}'")
         if problem not in ("gaussian", "d2d"):
             raise ValueError(f"SINRModule: problem must be 'gaussian' or 'd2d', got '{problem}'")
         sched = globals()["beta_schedule"](beta, beta_schedule)
         uses_teacher = mode != "unsupervised"
         # a new name, not `teacher`: save_hyperparameters reads this frame's locals, keep hparams plain
         algo = teacher if teacher is not None else teacher_for(problem)
-        kd = [terms.MSE(weight=schedules.Constant(1.0) if mode == "supervised" else sched)] if uses_teacher else []
+        if mode == "supervised":
+            kd = [OnOffBCE(pmax, weight=schedules.Constant(1.0)) if supervised_loss == "bce"
+                  else terms.MSE(weight=schedules.Constant(1.0))]
+        else:
+            kd = [terms.MSE(weight=sched)] if uses_teacher else []
         distiller = Distiller(teachers=algo if uses_teacher else None, terms=kd,
                               cache=cache if uses_teacher else False)
         if mode in ("unsupervised", "ad"):
