@@ -151,22 +151,20 @@ def build_from_spec(spec: dict | str, tensors: dict[str, torch.Tensor], *,
     nn.Module.__init__(module)
     for key, value in spec["attrs"].items():
         module.__dict__[key] = _decode(value)
-    for name, requires_grad in spec["params"].items():
-        if requires_grad is None:
-            module._parameters[name] = None
-            continue
+    def tensor(name: str, kind: str) -> torch.Tensor:
         key = _prefix + name
         if key not in tensors:
-            raise ValueError(f"checkpoint has no tensor {key!r} (parameter of {spec['class']})")
-        module._parameters[name] = nn.Parameter(tensors[key].detach().clone(), requires_grad=requires_grad)
+            raise ValueError(f"checkpoint has no tensor {key!r} ({kind} of {spec['class']})")
+        return tensors[key].detach().clone()
+
+    for name, requires_grad in spec["params"].items():
+        module._parameters[name] = None if requires_grad is None else \
+            nn.Parameter(tensor(name, "parameter"), requires_grad=requires_grad)
     for name, persistent in spec["buffers"].items():
         if persistent is None:
             module._buffers[name] = None
             continue
-        key = _prefix + name
-        if key not in tensors:
-            raise ValueError(f"checkpoint has no tensor {key!r} (buffer of {spec['class']})")
-        module._buffers[name] = tensors[key].detach().clone()
+        module._buffers[name] = tensor(name, "buffer")
         if not persistent:
             module._non_persistent_buffers_set.add(name)
     for name, child in spec["children"].items():
