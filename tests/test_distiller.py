@@ -205,3 +205,16 @@ def test_pruning_resizes_feature_connector_and_it_keeps_learning():
     conn = d.terms[0].connector
     assert student.net[0].out_features < 24 and watch.in_features == student.net[0].out_features
     assert not torch.allclose(conn.weight, watch.w), "the resized connector must be trained after pruning"
+
+
+def test_exported_program_teacher(tmp_path):
+    teacher = MLP(4, 3, [8]).eval()
+    path = tmp_path / "teacher.pt2"
+    torch.export.save(torch.export.export(teacher, (torch.randn(2, 4),)), str(path))
+    d = Distiller(str(path), [terms.KL()])
+    x = torch.randn(2, 4)
+    assert torch.allclose(d.teacher_output({"x": x}), teacher(x), atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="exported program not found"):
+        Distiller(str(tmp_path / "missing.pt2"), [terms.KL()])
+    with pytest.raises(ValueError, match="has no architecture"):
+        Distiller(str(tmp_path / "weights.pt"), [terms.KL()])

@@ -83,6 +83,14 @@ def fingerprint(obj: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def _eval(module: nn.Module) -> None:
+    """Eval mode; a ``torch.export`` program has no train/eval switch (it was traced in one mode)."""
+    try:
+        module.eval()
+    except NotImplementedError:
+        pass
+
+
 class TeacherHandle:
     """Holds one teacher outside any module tree and calls it frozen."""
 
@@ -99,7 +107,7 @@ class TeacherHandle:
 
     def freeze(self) -> None:
         if self.module is not None:
-            self.module.eval()
+            _eval(self.module)
             for p in self.module.parameters():
                 p.requires_grad_(False)
 
@@ -107,7 +115,7 @@ class TeacherHandle:
     def __call__(self, x):
         if self.module is not None:
             if self.module.training:
-                self.module.eval()
+                _eval(self.module)
             dev = x.device if isinstance(x, torch.Tensor) else None
             first = next(self.module.parameters(), None)
             if dev is not None and first is not None and first.device != dev:
