@@ -218,3 +218,21 @@ def test_exported_program_teacher(tmp_path):
         Distiller(str(tmp_path / "missing.pt2"), [terms.KL()])
     with pytest.raises(ValueError, match="has no architecture"):
         Distiller(str(tmp_path / "weights.pt"), [terms.KL()])
+
+
+@pytest.mark.parametrize("kind", ["mixup", "noise"])
+def test_function_matching_kd_inputs(kind):
+    seen = []
+
+    def teacher(x):  # records what the teacher is asked about
+        seen.append(x.clone())
+        return torch.zeros(len(x), 3)
+
+    m = DistillationModule(MLP(4, 3, [6]), Distiller(teacher, [terms.MSE()]), nn.CrossEntropyLoss(),
+                           kd_inputs=kind, lr=0.05)
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    _trainer().fit(m, DataLoader(TensorDataset(x, y), batch_size=32))
+    # the setup dry run sees the clean batch, training steps see new inputs the labels cannot follow
+    assert len(seen) >= 2 and not any(torch.allclose(s, x) for s in seen[1:])
+    with pytest.raises(ValueError, match="kd_inputs"):
+        DistillationModule(MLP(4, 3, [6]), Distiller(teacher, [terms.MSE()]), kd_inputs="cutmix")
