@@ -57,7 +57,7 @@ def apply_override(cfg: dict, dotted: str, raw: str) -> None:
         value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
-    parts = dotted.replace("-", "_").split(".") if dotted.startswith(("run-dir",)) else dotted.split(".")
+    parts = dotted.split(".")
     node = cfg
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, dict) and "class_path" in node and part not in ("class_path", "init_args"):

@@ -73,7 +73,7 @@ def export_student(student: nn.Module, datamodule, cfg: dict, run_dir: str | Pat
         else:
             kwargs = {"runtimes": ("torch-eager", "onnxruntime", "c-export")}
         prof = profile_model(student, x, workdir=out / "profile", **kwargs)
-        (out).mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         (out / "profile.json").write_text(prof.to_json(indent=2))
         print(prof.table(), flush=True)
         result["profile"] = json.loads(prof.to_json())

@@ -48,7 +48,7 @@ def load_recipe(path: str | Path) -> dict:
     return cfg
 
 
-def _walk_specs(node: Any, key: str, allow_any: bool, base: Path) -> None:
+def _walk_specs(node: Any, key: str, allow_any: bool) -> None:
     if isinstance(node, dict):
         if "class_path" in node:
             extra = set(node) - {"class_path", "init_args", "dict_kwargs"}
@@ -63,13 +63,13 @@ def _walk_specs(node: Any, key: str, allow_any: bool, base: Path) -> None:
             for name, value in args.items():
                 if name in _FILE_KEYS and isinstance(value, str) and not Path(value).is_file():
                     raise RecipeError(f"{key}.init_args.{name}: file not found: {value}")
-                _walk_specs(value, f"{key}.init_args.{name}", allow_any, base)
+                _walk_specs(value, f"{key}.init_args.{name}", allow_any)
             return
         for k, v in node.items():
-            _walk_specs(v, f"{key}.{k}", allow_any, base)
+            _walk_specs(v, f"{key}.{k}", allow_any)
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            _walk_specs(v, f"{key}[{i}]", allow_any, base)
+            _walk_specs(v, f"{key}[{i}]", allow_any)
 
 
 def validate_recipe(cfg: dict, path: str | Path = "recipe", allow_any: bool = False) -> dict:
@@ -115,5 +115,5 @@ def validate_recipe(cfg: dict, path: str | Path = "recipe", allow_any: bool = Fa
         raise RecipeError(f"{path}: after_fit must be a list of {{class_path, init_args}} hooks")
     for section in ("model", "data", "trainer", "optimizer", "lr_scheduler", "after_fit"):
         if section in cfg:
-            _walk_specs(cfg[section], section, allow_any, path.parent)
+            _walk_specs(cfg[section], section, allow_any)
     return cfg

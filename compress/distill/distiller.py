@@ -81,6 +81,10 @@ class Distiller(nn.Module):
                 t.term_name = f"{t.term_name}{i}"
         self.terms = nn.ModuleList(terms)
         self._teachers: dict[str, TeacherHandle] = {}
+        self._teacher_taps: dict[tuple[str, str], Tap] = {}
+        self._student_taps: dict[str, Tap] = {}
+        self._cache_keyed = False
+        object.__setattr__(self, "_student", None)
         if teachers is not None:
             if isinstance(teachers, Mapping):
                 items = list(teachers.items())
@@ -104,9 +108,6 @@ class Distiller(nn.Module):
             if any(t.teacher_tap for t in terms):
                 raise ValueError("the teacher-output cache cannot serve feature taps; disable cache or taps")
             self.cache = TeacherCache(cache if isinstance(cache, str) else None)
-        self._student_taps: dict[str, Tap] = {}
-        self._teacher_taps: dict[tuple[str, str], Tap] = {}
-        object.__setattr__(self, "_student", None)
         self._attach_teacher_taps()
 
     # ------------------------------------------------------------------ teachers
@@ -121,8 +122,7 @@ class Distiller(nn.Module):
         if name in self._teachers:
             raise ValueError(f"duplicate teacher name '{name}'")
         self._teachers[name] = TeacherHandle(name, _resolve_teacher(name, spec))
-        if hasattr(self, "_teacher_taps"):
-            self._attach_teacher_taps()
+        self._attach_teacher_taps()
 
     def _tap_teacher_name(self, term: Term) -> str:
         if not self._teachers:
@@ -219,7 +219,7 @@ class Distiller(nn.Module):
         x = batch_input(batch, self.input_key)
         if self.cache is None or not isinstance(batch, Mapping) or self.index_key not in batch:
             return self._run_teachers(x, batch)
-        if self.cache.key is None or not getattr(self, "_cache_keyed", False):
+        if not self._cache_keyed:
             self.cache.set_key("|".join(f"{n}:{fingerprint(h.teacher)}" for n, h in self._teachers.items())
                                + f"|{self.combine}")
             self._cache_keyed = True

@@ -83,12 +83,14 @@ def fingerprint(obj: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _eval(module: nn.Module) -> None:
-    """Eval mode; a ``torch.export`` program has no train/eval switch (it was traced in one mode)."""
+def _eval(module: nn.Module) -> bool:
+    """Eval mode; False for a ``torch.export`` program, which has no train/eval switch (it was traced
+    in one mode)."""
     try:
         module.eval()
+        return True
     except NotImplementedError:
-        pass
+        return False
 
 
 class TeacherHandle:
@@ -106,15 +108,16 @@ class TeacherHandle:
         return self.teacher if isinstance(self.teacher, nn.Module) else None
 
     def freeze(self) -> None:
+        self._switchable = True
         if self.module is not None:
-            _eval(self.module)
+            self._switchable = _eval(self.module)
             for p in self.module.parameters():
                 p.requires_grad_(False)
 
     @torch.no_grad()
     def __call__(self, x):
         if self.module is not None:
-            if self.module.training:
+            if self._switchable and self.module.training:
                 _eval(self.module)
             dev = x.device if isinstance(x, torch.Tensor) else None
             first = next(self.module.parameters(), None)

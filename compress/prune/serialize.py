@@ -3,7 +3,7 @@ the code that built the original (unpruned) architecture.
 
 Why: structured pruning changes layer shapes (``Linear(64, 512)`` becomes ``Linear(64, 128)``), so
 the usual ``Model(**hparams).load_state_dict(sd)`` fails with shape mismatches.  Pickling the whole
-module (``torch.save(model)``) would work but needs ``weights_only=False``, i.e. arbitrary code
+module (``torch.save(model)``) would work but can only be read back by full unpickling, i.e. arbitrary code
 execution on load.  Instead we store a *module spec*:
 
 - a JSON tree: for each module its class (``module:qualname``), its plain attributes (None, bool, int,

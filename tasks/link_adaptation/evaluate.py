@@ -46,13 +46,11 @@ def _torch_policy(module: torch.nn.Module):
 
 
 def _onnx_policy(path: str):
-    import onnxruntime as ort
+    from compress.export import ort_session
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ONNX policy file not found: {path}")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    sess = ort_session(path, threads=1)
     inp = sess.get_inputs()[0]
     name, batch_dim = inp.name, inp.shape[0]
 
