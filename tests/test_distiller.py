@@ -236,3 +236,35 @@ def test_function_matching_kd_inputs(kind):
     assert len(seen) >= 2 and not any(torch.allclose(s, x) for s in seen[1:])
     with pytest.raises(ValueError, match="kd_inputs"):
         DistillationModule(MLP(4, 3, [6]), Distiller(teacher, [terms.MSE()]), kd_inputs="cutmix")
+
+
+def test_batch_transfer_moves_dict_batches_and_falls_back_for_others():
+    m = DistillationModule(MLP(4, 3, [6]), None, nn.CrossEntropyLoss())
+    batch = {"x": torch.randn(2, 4), "y": torch.tensor([0, 1]), "index": torch.tensor([5, 6])}
+    same = m.transfer_batch_to_device(batch, torch.device("cpu"), 0)
+    assert same.keys() == batch.keys() and all(same[k] is batch[k] for k in batch)
+    moved = m.transfer_batch_to_device(batch, torch.device("meta"), 0)
+    assert {v.device.type for v in moved.values()} == {"meta"}
+    assert moved["y"].dtype == torch.long and moved["x"].shape == (2, 4)
+    # tuples and dicts holding non-tensors take Lightning's generic path
+    moved = m.transfer_batch_to_device((batch["x"], [batch["y"]]), torch.device("meta"), 0)
+    assert moved[0].device.type == "meta" and moved[1][0].device.type == "meta"
+    moved = m.transfer_batch_to_device({"x": batch["x"], "name": "cell-7"}, torch.device("meta"), 0)
+    assert moved["x"].device.type == "meta" and moved["name"] == "cell-7"
+
+
+def test_step_signatures_are_precomputed_and_lightning_still_reads_them():
+    import inspect
+
+    class OneArgStep(DistillationModule):  # no batch_idx: Lightning must not pass one
+        def training_step(self, batch):
+            return super().training_step(batch, None)
+
+    for cls, args in ((DistillationModule, ["self", "batch", "batch_idx"]), (OneArgStep, ["self", "batch"])):
+        assert "__signature__" in cls.__dict__["training_step"].__dict__
+        assert inspect.getfullargspec(cls(MLP(4, 3, [6]), None, nn.CrossEntropyLoss()).training_step).args == args
+    m = OneArgStep(MLP(4, 3, [6]), None, nn.CrossEntropyLoss(), lr=0.05)
+    w0 = m.student.net[0].weight.clone()
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    _trainer().fit(m, DataLoader(TensorDataset(x, y), batch_size=8))
+    assert not torch.allclose(m.student.net[0].weight, w0)

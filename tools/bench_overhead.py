@@ -9,8 +9,11 @@ thread it equals wall time on a quiet machine.  The headline ratio compares the 
 each side (as ``timeit`` does); the ratio of medians is printed beside it.
 Lightning runs as a user would run it in production training (no progress bar, CSV logging of the
 step metrics every 50 steps, no checkpointing).  A third side, a bare LightningModule with the same
-step, separates Lightning's own per-step cost (its hook machinery, ~0.3-0.5 ms a step on this machine)
-from what DistillationModule adds.
+step, separates Lightning's own per-step cost from what DistillationModule adds.  A fourth pair, a
+DistillationModule with the cheapest step there is (a 64->10 linear layer, cross-entropy, no knowledge
+terms) against the same plain loop, measures the fixed cost per step of running under the Trainer: the
+ratio can only be <= 1.10 when that fixed cost is <= 10% of the plain KD step
+(``break_even_plain_step_ms``).
 
     python tools/bench_overhead.py [--steps 600] [--repeats 3] [--json]
 """
@@ -83,6 +86,38 @@ def bare_run(teacher, dm, steps, seed):
     return time.process_time() - t0, trainer.global_step
 
 
+def minimal_lightning_run(dm, steps, seed):
+    """DistillationModule with the cheapest possible step: what remains is the Trainer's fixed cost."""
+    pl.seed_everything(seed, verbose=False)
+    module = DistillationModule(nn.Linear(64, 10), None, nn.CrossEntropyLoss(), lr=0.005)
+    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0, accelerator="cpu")
+    t0 = time.process_time()
+    trainer.fit(module, train_dataloaders=dm.train_dataloader())
+    return time.process_time() - t0, trainer.global_step
+
+
+def minimal_plain_run(dm, steps, seed):
+    pl.seed_everything(seed, verbose=False)
+    model = nn.Linear(64, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=0.005)
+    ce = nn.CrossEntropyLoss()
+    loader = dm.train_dataloader()
+    t0 = time.process_time()
+    step = 0
+    while step < steps:
+        for batch in loader:
+            loss = ce(model(batch_input(batch)), batch["y"])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step >= steps:
+                break
+    return time.process_time() - t0, step
+
+
 def plain_run(teacher, dm, steps, seed):
     pl.seed_everything(seed, verbose=False)
     student = MLP(64, 10, [8])
@@ -126,7 +161,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         lightning_run(teacher, dm, 50, 0, tmp)
         bare_run(teacher, dm, 50, 0)
-        lt, pt, bt = [], [], []
+        minimal_lightning_run(dm, 50, 0)
+        minimal_plain_run(dm, 50, 0)
+        lt, pt, bt, mlt, mpt = [], [], [], [], []
         for r in range(args.repeats):
             t, n = lightning_run(teacher, dm, args.steps, r, tmp)
             assert n == args.steps, n
@@ -134,18 +171,26 @@ def main(argv=None):
             t, n = plain_run(teacher, dm, args.steps, r)
             pt.append(t)
             bt.append(bare_run(teacher, dm, args.steps, r)[0])
+            mlt.append(minimal_lightning_run(dm, args.steps, r)[0])
+            mpt.append(minimal_plain_run(dm, args.steps, r)[0])
             print(f"repeat {r}: DistillationModule {lt[-1]:.3f} s  bare LightningModule {bt[-1]:.3f} s  "
-                  f"plain loop {pt[-1]:.3f} s", flush=True)
+                  f"plain loop {pt[-1]:.3f} s  |  minimal step: Lightning {mlt[-1]:.3f} s  plain {mpt[-1]:.3f} s",
+                  flush=True)
     result = {"lightning_over_plain": min(lt) / min(pt),
               "lightning_over_plain_median": statistics.median(lt) / statistics.median(pt),
               "bare_lightning_over_plain": min(bt) / min(pt),
               "distillation_module_over_bare_lightning": min(lt) / min(bt),
               "lightning_per_step_overhead_ms": 1e3 * (min(lt) - min(pt)) / args.steps,
+              "lightning_fixed_cost_ms_per_step": 1e3 * (min(mlt) - min(mpt)) / args.steps,
+              "break_even_plain_step_ms": 1e4 * (min(mlt) - min(mpt)) / args.steps,
               "lightning_s": min(lt), "plain_s": min(pt), "steps": args.steps, "repeats": args.repeats, "batch_size": args.batch_size,
               "ms_per_step_plain": 1e3 * min(pt) / args.steps}
     print(f"DistillationModule under Lightning / plain loop = {result['lightning_over_plain']:.3f} "
           f"({result['ms_per_step_plain']:.2f} ms per plain step, +{result['lightning_per_step_overhead_ms']:.2f} ms "
           f"per step under Lightning)")
+    print(f"fixed cost of a Trainer step (minimal DistillationModule step vs the same plain step): "
+          f"{result['lightning_fixed_cost_ms_per_step']:.2f} ms; <= 1.10 needs a plain step >= "
+          f"{result['break_even_plain_step_ms']:.2f} ms")
     print(f"bare LightningModule / plain loop = {result['bare_lightning_over_plain']:.3f};  DistillationModule / "
           f"bare LightningModule = {result['distillation_module_over_bare_lightning']:.3f}")
     print(json.dumps(result))

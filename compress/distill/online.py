@@ -15,14 +15,14 @@ from torch import nn
 
 from .distiller import batch_input
 from .losses import as_task_loss, batch_target
-from .module import FastHookName
+from .module import LeanHooks
 from .terms.base import Term
 from .terms.response import KL
 
 __all__ = ["OnlineDistillationModule"]
 
 
-class OnlineDistillationModule(FastHookName, pl.LightningModule):
+class OnlineDistillationModule(LeanHooks, pl.LightningModule):
     def __init__(self, peers: Sequence[nn.Module], term: Optional[Term] = None,
                  task_loss: Optional[Callable] = None, lr: float = 1e-3, num_classes: Optional[int] = None,
                  input_key: str = "x", target_key: str = "y"):
