@@ -238,21 +238,6 @@ def test_function_matching_kd_inputs(kind):
         DistillationModule(MLP(4, 3, [6]), Distiller(teacher, [terms.MSE()]), kd_inputs="cutmix")
 
 
-def test_batch_transfer_moves_dict_batches_and_falls_back_for_others():
-    m = DistillationModule(MLP(4, 3, [6]), None, nn.CrossEntropyLoss())
-    batch = {"x": torch.randn(2, 4), "y": torch.tensor([0, 1]), "index": torch.tensor([5, 6])}
-    same = m.transfer_batch_to_device(batch, torch.device("cpu"), 0)
-    assert same.keys() == batch.keys() and all(same[k] is batch[k] for k in batch)
-    moved = m.transfer_batch_to_device(batch, torch.device("meta"), 0)
-    assert {v.device.type for v in moved.values()} == {"meta"}
-    assert moved["y"].dtype == torch.long and moved["x"].shape == (2, 4)
-    # tuples and dicts holding non-tensors take Lightning's generic path
-    moved = m.transfer_batch_to_device((batch["x"], [batch["y"]]), torch.device("meta"), 0)
-    assert moved[0].device.type == "meta" and moved[1][0].device.type == "meta"
-    moved = m.transfer_batch_to_device({"x": batch["x"], "name": "cell-7"}, torch.device("meta"), 0)
-    assert moved["x"].device.type == "meta" and moved["name"] == "cell-7"
-
-
 def test_step_signatures_are_precomputed_and_lightning_still_reads_them():
     import inspect
 

@@ -210,13 +210,6 @@ class DistillationModule(LeanHooks, pl.LightningModule):
             return False
         return (trainer.fit_loop.epoch_loop._batches_that_stepped + 1) % max(1, trainer.log_every_n_steps) == 0
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        """This project's batches are flat dicts of tensors: move them in one pass (Lightning's generic
-        collection walk costs ~20 µs a step, ~2% of a tiny student's step).  Other batches go the default way."""
-        if type(batch) is dict and all(isinstance(v, torch.Tensor) for v in batch.values()):
-            return {k: v if v.device == device else v.to(device) for k, v in batch.items()}
-        return super().transfer_batch_to_device(batch, device, dataloader_idx)
-
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         for t in self._ema_teachers:
             t.update(self.student)
