@@ -181,3 +181,22 @@ def test_reinforce_bernoulli_policy_for_d2d():
     r_on = math.log2(1 + 100 / 10 ** 0.6) / 4          # per-link contribution to the mean rate
     assert (est < 0).all()
     assert est.mean().item() == pytest.approx(-r_on, rel=0.15)
+
+
+@pytest.mark.parametrize("decision", ["soft", "binary"])
+def test_power_mlp_exports_to_onnx_with_its_deployed_decision(tmp_path, decision):
+    from compress.export import export_onnx, run_onnx
+    torch.manual_seed(0)
+    m = PowerMLP(6, hidden=(32, 16), pmax=2.0, in_mean=0.886, in_std=0.463, decision=decision)
+    H = gaussian_ic(6, 64, seed=3)
+    path = export_onnx(m, H[:4], tmp_path / f"power_{decision}.onnx")
+    got = torch.from_numpy(run_onnx(path, H.numpy()))
+    m.eval()
+    with torch.no_grad():
+        want = m(H)
+    assert got.shape == (64, 6)
+    if decision == "binary":   # on/off powers, at least one user on per channel, equal to PyTorch's decision
+        assert set(got.unique().tolist()) == {0.0, 2.0} and (got.amax(-1) == 2.0).all()
+        assert torch.equal(got, want)
+    else:
+        assert torch.allclose(got, want, atol=1e-5)
