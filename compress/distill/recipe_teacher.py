@@ -1,14 +1,15 @@
 """A teacher trained by its own recipe on first use, then cached.
 
 ``RecipeTeacher("recipes/digits_teacher.yaml")`` looks for the cached student weights of that recipe
-(``cache/teachers/<stem>-<hash of the recipe text>.pt``).  If they are missing it runs
+(``cache/teachers/<stem>-<hash>.pt``; the hash covers the recipe text and every project source file its
+classes import, see ``compress.sources``).  If they are missing it runs
 ``python -m compress fit <recipe>`` in a subprocess (its progress bar shows), which saves the weights
 there; then it builds the recipe's student architecture and loads them with ``weights_only=True``.
-Editing the teacher recipe changes the hash, so a stale teacher is never reused.
+Editing the teacher recipe, or code it runs (a simulator in ``envs/``, the task's data module), changes the
+hash, so a stale teacher is never reused; third-party package versions are not part of the key.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from ..recipe import load_recipe
+from ..sources import recipe_sources, sources_digest
 from ..spec import RecipeError, instantiate
 from .teachers import Checkpoint
 
@@ -25,7 +27,8 @@ __all__ = ["RecipeTeacher", "teacher_cache_path"]
 
 def teacher_cache_path(recipe: str | Path, cache_dir: str | Path = "cache/teachers") -> Path:
     recipe = Path(recipe)
-    digest = hashlib.sha1(recipe.read_bytes()).hexdigest()[:10]
+    text = recipe.read_bytes()
+    digest = sources_digest(recipe_sources(load_recipe(recipe)), extra=text)[:10]
     return Path(cache_dir) / f"{recipe.stem}-{digest}.pt"
 
 
