@@ -43,17 +43,22 @@ def _terms():
     return [terms.KL(T=4.0), terms.RKDDistance()]
 
 
-def lightning_run(teacher, dm, steps, seed, tmp):
-    pl.seed_everything(seed, verbose=False)
-    module = DistillationModule(MLP(64, 10, [8]), Distiller(teacher, _terms()), nn.CrossEntropyLoss(),
-                                task_weight=0.5, lr=0.005)
-    from lightning.pytorch.loggers import CSVLogger
-    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=CSVLogger(tmp), enable_checkpointing=False,
+def _fit(module, dm, steps, logger=False):
+    """Train ``module`` for ``steps`` optimizer steps; returns (CPU seconds, steps done)."""
+    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=logger, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          limit_val_batches=0, accelerator="cpu")
     t0 = time.process_time()
     trainer.fit(module, train_dataloaders=dm.train_dataloader())
     return time.process_time() - t0, trainer.global_step
+
+
+def lightning_run(teacher, dm, steps, seed, tmp):
+    from lightning.pytorch.loggers import CSVLogger
+    pl.seed_everything(seed, verbose=False)
+    module = DistillationModule(MLP(64, 10, [8]), Distiller(teacher, _terms()), nn.CrossEntropyLoss(),
+                                task_weight=0.5, lr=0.005)
+    return _fit(module, dm, steps, CSVLogger(tmp))
 
 
 class BareModule(pl.LightningModule):
@@ -77,38 +82,24 @@ class BareModule(pl.LightningModule):
 
 def bare_run(teacher, dm, steps, seed):
     pl.seed_everything(seed, verbose=False)
-    module = BareModule(teacher)
-    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=0, accelerator="cpu")
-    t0 = time.process_time()
-    trainer.fit(module, train_dataloaders=dm.train_dataloader())
-    return time.process_time() - t0, trainer.global_step
+    return _fit(BareModule(teacher), dm, steps)
 
 
 def minimal_lightning_run(dm, steps, seed):
     """DistillationModule with the cheapest possible step: what remains is the Trainer's fixed cost."""
     pl.seed_everything(seed, verbose=False)
-    module = DistillationModule(nn.Linear(64, 10), None, nn.CrossEntropyLoss(), lr=0.005)
-    trainer = pl.Trainer(max_steps=steps, max_epochs=-1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         limit_val_batches=0, accelerator="cpu")
-    t0 = time.process_time()
-    trainer.fit(module, train_dataloaders=dm.train_dataloader())
-    return time.process_time() - t0, trainer.global_step
+    return _fit(DistillationModule(nn.Linear(64, 10), None, nn.CrossEntropyLoss(), lr=0.005), dm, steps)
 
 
-def minimal_plain_run(dm, steps, seed):
-    pl.seed_everything(seed, verbose=False)
-    model = nn.Linear(64, 10)
-    opt = torch.optim.Adam(model.parameters(), lr=0.005)
-    ce = nn.CrossEntropyLoss()
+def _plain_loop(loss_fn, params, dm, steps):
+    """The hand-written loop: ``loss_fn(batch, step)``, zero_grad, backward, Adam step."""
+    opt = torch.optim.Adam(params, lr=0.005)
     loader = dm.train_dataloader()
     t0 = time.process_time()
     step = 0
     while step < steps:
         for batch in loader:
-            loss = ce(model(batch_input(batch)), batch["y"])
+            loss = loss_fn(batch, step)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -116,29 +107,27 @@ def minimal_plain_run(dm, steps, seed):
             if step >= steps:
                 break
     return time.process_time() - t0, step
+
+
+def minimal_plain_run(dm, steps, seed):
+    pl.seed_everything(seed, verbose=False)
+    model, ce = nn.Linear(64, 10), nn.CrossEntropyLoss()
+    return _plain_loop(lambda batch, step: ce(model(batch_input(batch)), batch["y"]), list(model.parameters()),
+                       dm, steps)
 
 
 def plain_run(teacher, dm, steps, seed):
     pl.seed_everything(seed, verbose=False)
     student = MLP(64, 10, [8])
     distiller = Distiller(teacher, _terms()).attach(student)
-    opt = torch.optim.Adam(list(student.parameters()) + list(distiller.parameters()), lr=0.005)
     ce = nn.CrossEntropyLoss()
-    loader = dm.train_dataloader()
-    t0 = time.process_time()
-    step = 0
-    while step < steps:
-        for batch in loader:
-            out = student(batch_input(batch))
-            kd, _ = distiller(batch, out, progress=step / steps)
-            loss = 0.5 * ce(out, batch["y"]) + kd
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step >= steps:
-                break
-    return time.process_time() - t0, step
+
+    def kd_loss(batch, step):
+        out = student(batch_input(batch))
+        kd, _ = distiller(batch, out, progress=step / steps)
+        return 0.5 * ce(out, batch["y"]) + kd
+
+    return _plain_loop(kd_loss, list(student.parameters()) + list(distiller.parameters()), dm, steps)
 
 
 def main(argv=None):
