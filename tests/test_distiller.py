@@ -253,3 +253,26 @@ def test_step_signatures_are_precomputed_and_lightning_still_reads_them():
     x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
     _trainer().fit(m, DataLoader(TensorDataset(x, y), batch_size=8))
     assert not torch.allclose(m.student.net[0].weight, w0)
+
+
+def test_lean_hooks_in_a_user_lightning_module():
+    from compress.distill import LeanHooks
+
+    class Mine(LeanHooks, pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(4, 3)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            assert self._current_fx_name == "training_step"
+            return nn.functional.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    m = Mine()
+    assert "_current_fx_name" not in m._modules and "__signature__" in Mine.training_step.__dict__
+    w0 = m.net.weight.clone()
+    _trainer().fit(m, DataLoader(TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,))), batch_size=8))
+    assert not torch.allclose(m.net.weight, w0)

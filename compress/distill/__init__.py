@@ -3,12 +3,12 @@ from . import schedules, terms
 from .cache import TeacherCache
 from .distiller import Distiller, batch_input
 from .losses import TargetLoss
-from .module import DistillationModule
+from .module import DistillationModule, LeanHooks
 from .online import OnlineDistillationModule
 from .recipe_teacher import RecipeTeacher
 from .taps import Tap
 from .teachers import Checkpoint, EMATeacher, SnapshotTeacher
 
-__all__ = ["Distiller", "DistillationModule", "OnlineDistillationModule", "Checkpoint", "EMATeacher",
+__all__ = ["Distiller", "DistillationModule", "LeanHooks", "OnlineDistillationModule", "Checkpoint", "EMATeacher",
            "SnapshotTeacher", "RecipeTeacher", "TeacherCache", "TargetLoss", "Tap", "batch_input", "schedules",
            "terms"]
