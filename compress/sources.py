@@ -37,13 +37,30 @@ def class_paths(node: Any) -> list[str]:
 
 
 def _origin(name: str) -> Path | None:
+    """The project source file of module ``name``, found on disk without importing (executing) anything;
+    None for third-party or standard-library modules and for names that are not modules."""
+    top, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError, AttributeError):
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    if spec is None:
         return None
-    path = Path(spec.origin).resolve()
+    path = Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    dirs = list(spec.submodule_search_locations or [])
+    for part in rest:
+        for d in dirs:
+            if (Path(d) / part / "__init__.py").is_file():
+                path, dirs = Path(d) / part / "__init__.py", [str(Path(d) / part)]
+                break
+            if (Path(d) / f"{part}.py").is_file():
+                path, dirs = Path(d) / f"{part}.py", []
+                break
+        else:
+            return None   # not a module (a class or function in one)
+    if path is None:
+        return None
+    path = path.resolve()
     if str(path).startswith(_NOT_PROJECT) or "site-packages" in path.parts or "dist-packages" in path.parts:
         return None
     return path
@@ -54,7 +71,11 @@ def _imports(path: Path, module: str) -> set[str]:
     is_pkg = path.name == "__init__.py"
     package = module if is_pkg else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_bytes(), str(path))):
+    try:
+        tree = ast.parse(path.read_bytes(), str(path))
+    except (SyntaxError, ValueError):   # still hashed; importing it later reports the error properly
+        return names
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

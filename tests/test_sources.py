@@ -52,3 +52,12 @@ def test_teacher_cache_key_changes_with_imported_code_only(tmp_path, monkeypatch
     assert teacher_cache_path(path, tmp_path / "cache") not in (key, changed)
     files = recipe_sources(recipe)
     assert sources_digest(files) == sources_digest(list(files))   # deterministic
+
+
+def test_a_file_that_does_not_parse_is_hashed_not_followed(tmp_path, monkeypatch):
+    pkg, recipe = _package(tmp_path, monkeypatch)
+    (pkg / "helpers.py").write_text("scale = (\n")
+    files = recipe_sources(recipe)
+    assert pkg / "helpers.py" in files
+    import sys
+    assert f"{pkg.name}.models" not in sys.modules      # found on disk, never executed
