@@ -15,13 +15,13 @@ types, missing files and classes outside the allow list are one-line errors nami
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from .spec import RecipeError, check_init_args, import_class
 
-__all__ = ["load_recipe", "validate_recipe", "RecipeError", "LIGHTNING_KEYS", "PROJECT_KEYS", "EXPORT_KEYS"]
+__all__ = ["load_recipe", "validate_recipe", "iter_specs", "RecipeError", "LIGHTNING_KEYS", "PROJECT_KEYS", "EXPORT_KEYS"]
 
 LIGHTNING_KEYS = {"seed_everything", "trainer", "model", "data", "ckpt_path", "optimizer", "lr_scheduler"}
 PROJECT_KEYS = {"run_dir", "logger", "export", "search", "after_fit"}
@@ -48,28 +48,38 @@ def load_recipe(path: str | Path) -> dict:
     return cfg
 
 
-def _walk_specs(node: Any, key: str, allow_any: bool) -> None:
+def iter_specs(node: Any, key: str = "recipe") -> Iterator[tuple[str, dict]]:
+    """Every ``{class_path, init_args}`` mapping under ``node`` with its dotted key, parents before the
+    specs in their ``init_args``; lists and plain mappings are walked."""
     if isinstance(node, dict):
         if "class_path" in node:
-            extra = set(node) - {"class_path", "init_args", "dict_kwargs"}
-            if extra:
-                raise RecipeError(f"{key}: unknown key(s) {', '.join(sorted(extra))} beside class_path "
-                                  "(put arguments under init_args)")
-            cls = import_class(node["class_path"], f"{key}.class_path", allow_any)
+            yield key, node
             args = node.get("init_args") or {}
-            if not isinstance(args, dict):
-                raise RecipeError(f"{key}.init_args must be a mapping, got {type(args).__name__}")
-            check_init_args(cls, args, key)
-            for name, value in args.items():
-                if name in _FILE_KEYS and isinstance(value, str) and not Path(value).is_file():
-                    raise RecipeError(f"{key}.init_args.{name}: file not found: {value}")
-                _walk_specs(value, f"{key}.init_args.{name}", allow_any)
+            if isinstance(args, dict):
+                for name, value in args.items():
+                    yield from iter_specs(value, f"{key}.init_args.{name}")
             return
         for k, v in node.items():
-            _walk_specs(v, f"{key}.{k}", allow_any)
+            yield from iter_specs(v, f"{key}.{k}")
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            _walk_specs(v, f"{key}[{i}]", allow_any)
+            yield from iter_specs(v, f"{key}[{i}]")
+
+
+def _walk_specs(node: Any, key: str, allow_any: bool) -> None:
+    for key, spec in iter_specs(node, key):
+        extra = set(spec) - {"class_path", "init_args", "dict_kwargs"}
+        if extra:
+            raise RecipeError(f"{key}: unknown key(s) {', '.join(sorted(extra))} beside class_path "
+                              "(put arguments under init_args)")
+        cls = import_class(spec["class_path"], f"{key}.class_path", allow_any)
+        args = spec.get("init_args") or {}
+        if not isinstance(args, dict):
+            raise RecipeError(f"{key}.init_args must be a mapping, got {type(args).__name__}")
+        check_init_args(cls, args, key)
+        for name, value in args.items():
+            if name in _FILE_KEYS and isinstance(value, str) and not Path(value).is_file():
+                raise RecipeError(f"{key}.init_args.{name}: file not found: {value}")
 
 
 def validate_recipe(cfg: dict, path: str | Path = "recipe", allow_any: bool = False) -> dict:

@@ -16,24 +16,26 @@ import sysconfig
 from pathlib import Path
 from typing import Any, Iterable
 
+from .recipe import iter_specs
+
 __all__ = ["class_paths", "recipe_sources", "sources_digest"]
 
 _NOT_PROJECT = tuple(str(Path(p).resolve()) for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
                                                       sysconfig.get_paths()["platlib"]})
 
 
-def class_paths(node: Any) -> list[str]:
-    """Every ``class_path`` string in a parsed recipe, depth first."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("class_path"), str):
-            found.append(node["class_path"])
-        for v in node.values():
-            found += class_paths(v)
-    elif isinstance(node, list):
-        for v in node:
-            found += class_paths(v)
-    return found
+def class_paths(recipe: Any) -> list[str]:
+    """Every ``class_path`` string in a parsed recipe, parents first."""
+    return [spec["class_path"] for _, spec in iter_specs(recipe) if isinstance(spec["class_path"], str)]
+
+
+def _with_parents(names: Iterable[str]) -> set[str]:
+    """``a.b.c`` -> ``a``, ``a.b``, ``a.b.c`` (importing a module runs its parent packages too)."""
+    out = set()
+    for n in names:
+        parts = n.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
 
 
 def _origin(name: str) -> Path | None:
@@ -80,26 +82,18 @@ def _imports(path: Path, module: str) -> set[str]:
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
+            if node.level:   # relative: level 1 is this package, each further level one package up
                 parts = package.split(".") if package else []
-                parts = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
-                base = ".".join(p for p in (*parts, base) if p)
+                base = ".".join(p for p in (*parts[:len(parts) - node.level + 1], base) if p)
             if base:
                 names.add(base)
                 names.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
-    with_parents = set()
-    for n in names:
-        parts = n.split(".")
-        with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return with_parents
+    return _with_parents(names)
 
 
 def recipe_sources(recipe: Any) -> list[Path]:
     """Project source files (sorted) that the classes named in ``recipe`` import, directly or not."""
-    todo = set()
-    for cp in class_paths(recipe):
-        parts = cp.split(".")[:-1]
-        todo.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    todo = _with_parents(cp.rpartition(".")[0] for cp in class_paths(recipe))
     seen: dict[str, Path | None] = {}
     while todo:
         name = todo.pop()

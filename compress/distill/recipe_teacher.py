@@ -25,10 +25,11 @@ from .teachers import Checkpoint
 __all__ = ["RecipeTeacher", "teacher_cache_path"]
 
 
-def teacher_cache_path(recipe: str | Path, cache_dir: str | Path = "cache/teachers") -> Path:
+def teacher_cache_path(recipe: str | Path, cache_dir: str | Path = "cache/teachers", cfg: dict | None = None) -> Path:
+    """``<cache_dir>/<stem>-<hash>.pt``; ``cfg`` is the parsed recipe when the caller already has it."""
     recipe = Path(recipe)
-    text = recipe.read_bytes()
-    digest = sources_digest(recipe_sources(load_recipe(recipe)), extra=text)[:10]
+    cfg = load_recipe(recipe) if cfg is None else cfg
+    digest = sources_digest(recipe_sources(cfg), extra=recipe.read_bytes())[:10]
     return Path(cache_dir) / f"{recipe.stem}-{digest}.pt"
 
 
@@ -44,7 +45,7 @@ class RecipeTeacher(nn.Module):
             spec = cfg["model"]["init_args"]["student"]
         except (KeyError, TypeError):
             raise RecipeError(f"{recipe}: a teacher recipe needs model.init_args.student") from None
-        ckpt = Path(checkpoint) if checkpoint else teacher_cache_path(recipe_path, cache_dir)
+        ckpt = Path(checkpoint) if checkpoint else teacher_cache_path(recipe_path, cache_dir, cfg)
         if not ckpt.is_file():
             self._train(recipe_path, ckpt, allow_any_class)
         module = instantiate(spec, f"{recipe}: model.init_args.student", allow_any_class)
