@@ -1,4 +1,8 @@
-"""Small model builders shared by the tests."""
+"""Small model builders and callbacks shared by the tests."""
+import os
+import signal
+
+import lightning.pytorch as pl
 from torch import nn
 
 
@@ -10,3 +14,16 @@ def mlp(dims, act=nn.ReLU):
         if i < len(dims) - 2:
             layers.append(act())
     return nn.Sequential(*layers)
+
+
+
+class KillAt(pl.Callback):
+    """SIGKILLs its own process once ``trainer.global_step`` reaches ``step`` (in ``on_train_batch_end``,
+    before that step's checkpoint callbacks run): a crash at a known point of training."""
+
+    def __init__(self, step: int):
+        self.step = int(step)
+
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
