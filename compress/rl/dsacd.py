@@ -18,7 +18,7 @@ Defaults as SACD's, plus the seed's N = 16 quantiles.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -33,10 +33,25 @@ __all__ = ["DSACD"]
 
 class DSACD(SACD):
     def __init__(self, env: VectorEnv, student: nn.Module, critic: nn.Module, critic2: Optional[nn.Module] = None,
-                 n_quantiles: int = 16, kappa: float = 1.0, **sacd_args):
+                 n_quantiles: int = 16, kappa: float = 1.0,
+                 gamma: float = 0.99, actor_lr: float = 3e-4, critic_lr: float = 3e-4, alpha_lr: float = 3e-4,
+                 batch_size: int = 64, buffer_size: int = 100_000, warmup_env_steps: int = 100,
+                 env_steps_per_update: int = 1, tau: float = 0.005, target_entropy_beta: float = 0.98,
+                 init_alpha: float = 1.0, autotune_alpha: bool = True, prioritized: bool = True,
+                 per_alpha: float = 0.5, per_beta0: float = 0.4, per_eps: float = 1e-6, adam_eps: float = 1e-4,
+                 max_grad_norm: float = 0.0, reward_scale: float = 1.0, branches: Optional[Sequence[int]] = None,
+                 mask_key: Optional[str] = "action_mask", steps_per_epoch: int = 1000, seed: int = 0):
         if int(n_quantiles) < 1:
             raise ValueError(f"n_quantiles must be >= 1, got {n_quantiles}")
-        super().__init__(env, student, critic, critic2, **sacd_args)
+        if kappa <= 0:
+            raise ValueError(f"kappa must be > 0, got {kappa}")
+        super().__init__(env, student, critic, critic2, gamma=gamma, actor_lr=actor_lr, critic_lr=critic_lr,
+                         alpha_lr=alpha_lr, batch_size=batch_size, buffer_size=buffer_size,
+                         warmup_env_steps=warmup_env_steps, env_steps_per_update=env_steps_per_update, tau=tau,
+                         target_entropy_beta=target_entropy_beta, init_alpha=init_alpha, autotune_alpha=autotune_alpha,
+                         prioritized=prioritized, per_alpha=per_alpha, per_beta0=per_beta0, per_eps=per_eps,
+                         adam_eps=adam_eps, max_grad_norm=max_grad_norm, reward_scale=reward_scale, branches=branches,
+                         mask_key=mask_key, steps_per_epoch=steps_per_epoch, seed=seed)
         self.save_hyperparameters(ignore=["env", "student", "critic", "critic2"])
         self.n_quantiles, self.kappa = int(n_quantiles), float(kappa)
 
