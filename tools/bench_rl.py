@@ -153,6 +153,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="recipe overrides for every run, e.g. model.init_args.lr=0.001")
     ap.add_argument("--no-extra", action="store_true", help="skip PPO + expert JSD and the bandit baselines")
+    ap.add_argument("--curves", action="store_true", help="print every seed's CartPole evaluation curve")
     a = ap.parse_args(argv)
     os.chdir(ROOT)
     import torch
@@ -195,6 +196,9 @@ def main(argv=None) -> int:
                     + f"  train-episode return={mean_std([r['train_return'] for r in runs])[0]:.2f}"
                     + (f"\n{'':19s}greedy eval curve (mean of seeds): {curve}" if curve else ""))
         print(rows[-1], flush=True)
+        if a.curves and task == "cartpole":
+            for seed, r in zip(a.seeds, runs):
+                print(f"{'':19s}seed {seed}: " + " ".join(f"{st // 1000}k:{ret:.0f}" for st, ret in r["curve"]), flush=True)
     if "bandit" in a.tasks and not a.no_extra:
         base = [bandit_baselines(10_000 + s) for s in a.seeds]
         for k in ("random", "expert"):
