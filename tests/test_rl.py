@@ -107,6 +107,19 @@ def test_dqn_learns_contextual_bandit():
     assert m.act_greedy(np.eye(4, dtype=np.float32))[:, 0].tolist() == [1, 2, 3, 0]
 
 
+def test_dqn_lr_decays_to_lr_end():
+    q = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4))
+    m = DQN(ContextBandit(), q, gamma=0.0, lr=1e-2, lr_end=1e-3, batch_size=16, seed=0)
+    pl.seed_everything(0)
+    m.steps_per_epoch = 40
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.fit(m)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="lr_end"):
+        DQN(ContextBandit(), q, lr=1e-3, lr_end=1e-2)
+
+
 def test_dqn_bootstraps_through_final_obs():
     torch.manual_seed(0)
     q = nn.Sequential(nn.Linear(3, 32), nn.ReLU(), nn.Linear(32, 2))

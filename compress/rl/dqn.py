@@ -8,7 +8,8 @@ each batch after a few epochs); its output is a Q-value per action, which policy
 Variant: double DQN (online net picks the next action, a Polyak-averaged target net values it), Huber or
 MSE loss (with stochastic rewards much larger than 1, Huber's linear zone estimates a median instead of
 the expected reward: e.g. TBS-or-nothing HARQ outcomes want ``loss="mse"`` or rewards scaled below 1),
-epsilon-greedy exploration decaying linearly over ``eps_decay_frac`` of training, reward scaling.
+epsilon-greedy exploration decaying linearly over ``eps_decay_frac`` of training, reward scaling, and
+optionally a learning rate decaying linearly to ``lr_end`` over the run (steadier final policies).
 ``gamma=0`` makes it a contextual bandit (regress the immediate reward): right when actions do not
 change the environment's state, only what the agent observes next. Actions may have several branches
 (``MultiDiscrete``): one Q-head per branch, independent-branch targets, masks from the env.
@@ -42,7 +43,7 @@ class DQN(RLModule):
                  eps_start: float = 1.0, eps_end: float = 0.02, eps_decay_frac: float = 0.5,
                  tau: float = 0.01, double: bool = True, reward_scale: float = 1.0,
                  steps_per_epoch: int = 500, env_steps_per_update: int = 1, grad_clip: float = 10.0,
-                 loss: str = "huber", branches: Optional[Sequence[int]] = None,
+                 loss: str = "huber", lr_end: Optional[float] = None, branches: Optional[Sequence[int]] = None,
                  mask_key: Optional[str] = "action_mask", seed: int = 0):
         super().__init__()
         if not 0.0 <= gamma < 1.0:
@@ -56,7 +57,10 @@ class DQN(RLModule):
         self.save_hyperparameters(ignore=["env", "student"])
         self.setup_rl(env, student, branches, seed, reward_scale, mask_key, steps_per_epoch)
         self.target = copy.deepcopy(student).requires_grad_(False)
+        if lr_end is not None and not 0.0 <= lr_end <= lr:
+            raise ValueError(f"lr_end must be in [0, lr={lr}], got {lr_end}")
         self.gamma, self.lr, self.tau, self.double = float(gamma), float(lr), float(tau), bool(double)
+        self.lr_end = lr_end
         self.batch_size, self.loss_kind, self.grad_clip = int(batch_size), loss, float(grad_clip)
         self.eps_start, self.eps_end, self.eps_decay_frac = eps_start, eps_end, eps_decay_frac
         self.env_steps_per_update, self.warmup_env_steps = int(env_steps_per_update), int(warmup_env_steps)
@@ -112,7 +116,12 @@ class DQN(RLModule):
                 tp.lerp_(p, self.tau)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.student.parameters(), lr=self.lr)
+        opt = torch.optim.Adam(self.student.parameters(), lr=self.lr)
+        if self.lr_end is None:
+            return opt
+        total, end = max(1, int(self.trainer.estimated_stepping_batches)), self.lr_end / self.lr
+        decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 + (end - 1.0) * min(1.0, step / total))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
 
     # --------------------------------------------------------------------------------- checkpoint
     def rl_state_dict(self) -> dict:

@@ -150,7 +150,7 @@ class PPO(RLModule):
         return copies
 
     # ---------------------------------------------------------------------------------- 4. update
-    def training_step(self, batch_idx_unused, batch_idx):
+    def training_step(self, batch, batch_idx):
         ppo_opt, jsd_opt = self.optimizers()
         if self.anneal_lr:                                    # linear decay to 0 over the run (CleanRL)
             frac = 1.0 - self.updates / max(1, self.total_updates)
