@@ -5,6 +5,8 @@ from typing import Sequence
 
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["MLP", "ACTIVATIONS"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU,
@@ -22,10 +24,10 @@ class MLP(nn.Module):
                  activation: str = "relu", dropout: float = 0.0):
         super().__init__()
         if in_features < 1 or out_features < 1 or any(h < 1 for h in hidden):
-            raise ValueError(f"MLP sizes must be >= 1, got in={in_features}, hidden={list(hidden)}, "
+            raise UserError(f"MLP sizes must be >= 1, got in={in_features}, hidden={list(hidden)}, "
                              f"out={out_features}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation '{activation}' (choose from {', '.join(ACTIVATIONS)})")
+            raise UserError(f"unknown activation '{activation}' (choose from {', '.join(ACTIVATIONS)})")
         self.in_features, self.out_features = in_features, out_features
         layers: list[nn.Module] = []
         width = in_features
@@ -41,5 +43,5 @@ class MLP(nn.Module):
         if x.dim() > 2:
             x = x.flatten(1)
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"MLP expects inputs with {self.in_features} features, got shape {tuple(x.shape)}")
+            raise UserError(f"MLP expects inputs with {self.in_features} features, got shape {tuple(x.shape)}")
         return self.net(x)

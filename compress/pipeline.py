@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["export_student", "example_input"]
 
 
@@ -28,7 +30,7 @@ def example_input(student: nn.Module, datamodule, cfg: dict) -> torch.Tensor:
     if cfg.get("input_shape"):
         shape = cfg["input_shape"]
         if not all(isinstance(d, int) and d > 0 for d in shape):
-            raise ValueError(f"export.input_shape must be positive integers, got {shape}")
+            raise UserError(f"export.input_shape must be positive integers, got {shape}")
         return torch.randn(*shape)
     if datamodule is not None:
         from .distill import batch_input
@@ -37,7 +39,7 @@ def example_input(student: nn.Module, datamodule, cfg: dict) -> torch.Tensor:
         loader = datamodule.val_dataloader() or datamodule.train_dataloader()
         x = batch_input(next(iter(loader)))
         return x[:1].float()
-    raise ValueError("export needs export.input_shape (no data module to take an example from)")
+    raise UserError("export needs export.input_shape (no data module to take an example from)")
 
 
 def export_student(student: nn.Module, datamodule, cfg: dict, run_dir: str | Path) -> dict:
@@ -53,7 +55,7 @@ def export_student(student: nn.Module, datamodule, cfg: dict, run_dir: str | Pat
     qat = is_qat_prepared(student)
     int8 = [f for f in wanted if f.endswith("int8")]
     if int8 and not qat:
-        raise ValueError(f"export.{int8[0].replace('-', '_')} needs a QAT-trained student: add "
+        raise UserError(f"export.{int8[0].replace('-', '_')} needs a QAT-trained student: add "
                          "compress.quant.QATCallback to trainer.callbacks")
     if qat and any(f in ("onnx", "c") for f in wanted):
         wanted = [f for f in wanted if f.endswith("int8")] or ["onnx-int8"]

@@ -1,6 +1,7 @@
 """Distiller behaviour: teachers frozen and unsaved, routing, combination, cache, taps, schemes."""
 import lightning.pytorch as pl
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -170,7 +171,7 @@ def test_checkpoint_teacher_loads_weights_only(tmp_path):
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable weights file"):
         Checkpoint(MLP(4, 3, [8]), str(tmp_path / "bad.pt"))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError):
         Checkpoint(MLP(4, 3, [8]), str(tmp_path / "missing.pt"))
 
 
@@ -214,7 +215,7 @@ def test_exported_program_teacher(tmp_path):
     d = Distiller(str(path), [terms.KL()])
     x = torch.randn(2, 4)
     assert torch.allclose(d.teacher_output({"x": x}), teacher(x), atol=1e-6)
-    with pytest.raises(FileNotFoundError, match="exported program not found"):
+    with pytest.raises(UserError, match="exported program not found"):
         Distiller(str(tmp_path / "missing.pt2"), [terms.KL()])
     with pytest.raises(ValueError, match="has no architecture"):
         Distiller(str(tmp_path / "weights.pt"), [terms.KL()])

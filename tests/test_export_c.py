@@ -8,6 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 import torch.nn as nn
 
@@ -144,12 +145,12 @@ def test_bad_arguments(tmp_path):
         export_c(q, tmp_path)
     with pytest.raises(ValueError, match=r"observer '0.input_quant' has seen no data"):
         export_c(q, tmp_path, int8=True)
-    with pytest.raises(FileNotFoundError, match="source not found"):
+    with pytest.raises(UserError, match="source not found"):
         compile_c([tmp_path / "nope.c"], tmp_path / "x")
     (tmp_path / "broken.c").write_text("int main(void) { return }\n")
     with pytest.raises(RuntimeError, match="compile_c: gcc failed"):
         compile_c([tmp_path / "broken.c"], tmp_path / "x")
-    with pytest.raises(FileNotFoundError, match="C compiler 'no-such-cc' not found"):
+    with pytest.raises(UserError, match="C compiler 'no-such-cc' not found"):
         compile_c([tmp_path / "broken.c"], tmp_path / "x", cc="no-such-cc")
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 
@@ -77,7 +78,7 @@ def test_evaluate_same_seeds_and_policy_kinds(tmp_path):
     net = student_factory((16,))
     path = export_onnx(net, torch.zeros(1, OBS_DIM), tmp_path / "s.onnx")
     assert evaluate(str(path), ["micro_veh"], **kw) == evaluate(net, ["micro_veh"], **kw)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError):
         evaluate(str(tmp_path / "missing.onnx"), ["micro_veh"], **kw)
     with pytest.raises(ValueError, match="unknown scenario"):
         evaluate(OLLA(), ["mars"], **kw)
@@ -118,7 +119,7 @@ def test_recipes_validate(name, monkeypatch):
 
 def test_missing_teacher_recipe_is_clear(tmp_path):
     from compress.distill import RecipeTeacher
-    with pytest.raises(FileNotFoundError, match="teacher recipe not found"):
+    with pytest.raises(UserError, match="teacher recipe not found"):
         RecipeTeacher(str(tmp_path / "la_teacher_nope.yaml"))
 
 

@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import numpy as np
 import onnx
 import pytest
+from compress.errors import UserError
 import torch
 import torch.nn as nn
 
@@ -118,7 +119,7 @@ def test_prepare_qat_swaps_in_place_and_keeps_parameters():
     with torch.no_grad():
         y = model.train()(x)
     assert (y - ref).abs().max() < 0.1 * ref.abs().max()  # close to float, not equal
-    with pytest.raises(RuntimeError, match="already QAT-prepared"):
+    with pytest.raises(UserError, match="already QAT-prepared"):
         prepare_qat(model)
     with pytest.raises(ValueError, match=r"skip names unknown modules \['head'\]"):
         prepare_qat(mlp([2, 2]), skip=("head",))

@@ -22,7 +22,7 @@ from compress.models import MLP
 from compress.search.constraints import constraint_values, precheck, violation_reason
 from compress.search.report import dominates, pareto_front
 from compress.search.space import parse_search
-from compress.spec import RecipeError
+from compress.errors import RecipeError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -219,7 +219,8 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
 
 
 def test_optuna_pruning_callback_stops_the_fit(tmp_path):
-    from compress.runner import run_lightning
+    from compress.recipe import CommandLine, Prepared
+    from compress.run import run
     from compress.search.callbacks import active_trial
 
     cfg = tiny_recipe(tmp_path)
@@ -230,7 +231,7 @@ def test_optuna_pruning_callback_stops_the_fit(tmp_path):
     study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
     trial = study.ask()
     with active_trial(trial) as state:
-        cli = run_lightning("fit", cfg, tmp_path / "tiny.yaml", fresh=True)
+        cli = run("fit", Prepared(tmp_path / "tiny.yaml", cfg, CommandLine(flags={"--fresh"})))
     assert state["pruned_at"] == 0
     assert cli.trainer.current_epoch == 1            # stopped after the first epoch, not 5
     assert list(study.trials[0].intermediate_values) == [0]

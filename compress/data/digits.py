@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from compress.errors import UserError
+
 __all__ = ["DigitsDataModule", "load_digits_split"]
 
 
@@ -42,9 +44,9 @@ class DigitsDataModule(pl.LightningDataModule):
     def __init__(self, batch_size: int = 64, seed: int = 0, train_fraction: float = 1.0):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 < train_fraction <= 1:
-            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+            raise UserError(f"train_fraction must be in (0, 1], got {train_fraction}")
         self.batch_size, self.seed, self.train_fraction = batch_size, seed, train_fraction
         self.splits = None
 

@@ -11,17 +11,19 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["TargetLoss", "as_task_loss", "batch_target"]
 
 
 def batch_target(batch, key: str = "y"):
     if isinstance(batch, Mapping):
         if key not in batch:
-            raise KeyError(f"batch has no target key '{key}' (keys: {', '.join(map(str, batch))})")
+            raise UserError(f"batch has no target key '{key}' (keys: {', '.join(map(str, batch))})")
         return batch[key]
     if isinstance(batch, (tuple, list)) and len(batch) > 1:
         return batch[1]
-    raise ValueError("the batch carries no target: use dict batches with a target key or (x, y) tuples")
+    raise UserError("the batch carries no target: use dict batches with a target key or (x, y) tuples")
 
 
 class TargetLoss(nn.Module):
@@ -40,5 +42,5 @@ def as_task_loss(loss: Callable | None, target_key: str = "y") -> Callable | Non
     if isinstance(loss, nn.modules.loss._Loss):
         return TargetLoss(loss, target_key)
     if not callable(loss):
-        raise TypeError(f"task_loss must be callable, got {type(loss).__name__}")
+        raise UserError(f"task_loss must be callable, got {type(loss).__name__}")
     return loss

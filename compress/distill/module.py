@@ -24,6 +24,8 @@ from .distiller import Distiller, batch_input
 from .losses import as_task_loss, batch_target
 from .teachers import EMATeacher, SnapshotTeacher
 
+from compress.errors import UserError
+
 __all__ = ["DistillationModule", "LeanHooks"]
 
 
@@ -62,20 +64,22 @@ class DistillationModule(LeanHooks, pl.LightningModule):
                  lr_schedule: Optional[str] = None, kd_inputs: Optional[str] = None, mixup_alpha: float = 1.0,
                  noise_std: float = 0.1):
         super().__init__()
+        if not isinstance(student, nn.Module):
+            raise UserError(f"student must be an nn.Module, got {type(student).__name__}")
         if optimizer not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got '{optimizer}'")
+            raise UserError(f"optimizer must be 'adam', 'adamw' or 'sgd', got '{optimizer}'")
         if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise UserError(f"lr must be > 0, got {lr}")
         if task not in (None, "classification", "regression"):
-            raise ValueError(f"task must be 'classification', 'regression' or None, got '{task}'")
+            raise UserError(f"task must be 'classification', 'regression' or None, got '{task}'")
         if task is None and num_classes is not None:
             task = "classification"
         if task == "classification" and not num_classes:
-            raise ValueError("task='classification' needs num_classes")
+            raise UserError("task='classification' needs num_classes")
         if kd_inputs not in (None, "mixup", "noise"):
-            raise ValueError(f"kd_inputs must be None, 'mixup' or 'noise', got '{kd_inputs}'")
+            raise UserError(f"kd_inputs must be None, 'mixup' or 'noise', got '{kd_inputs}'")
         if lr_schedule not in (None, "cosine"):
-            raise ValueError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
+            raise UserError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
         # hparams are saved for logs and checkpoints only; the module reads its settings from
         # attributes, so a subclass with its own __init__ signature keeps working
         self.save_hyperparameters(ignore=["student", "distiller", "task_loss"])
@@ -90,13 +94,13 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         self.task_loss = as_task_loss(task_loss, target_key)
         self.task_weight = float(task_weight)
         if self_distill not in (None, "ema", "snapshot"):
-            raise ValueError(f"self_distill must be None, 'ema' or 'snapshot', got '{self_distill}'")
+            raise UserError(f"self_distill must be None, 'ema' or 'snapshot', got '{self_distill}'")
         if self_distill == "ema":
             self.distiller.add_teacher("self_ema", EMATeacher(student, ema_decay))
         elif self_distill == "snapshot":
             self.distiller.add_teacher("self_snapshot", SnapshotTeacher(student, snapshot_every))
         if self.task_loss is None and not len(self.distiller.terms):
-            raise ValueError("nothing to train: give a task_loss, knowledge terms, or both")
+            raise UserError("nothing to train: give a task_loss, knowledge terms, or both")
         self.distiller.attach(student)
         self.metric_name = None
         if task == "classification":

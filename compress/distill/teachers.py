@@ -18,6 +18,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "load_state_dict_file",
            "fingerprint"]
 
@@ -26,16 +28,16 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict with ``weights_only=True`` from a plain ``.pt`` file or a Lightning ``.ckpt``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+        raise UserError(f"teacher checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report which file is broken
-        raise ValueError(f"{path} is not a loadable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) \
+        raise UserError(f"{path} is not a loadable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) \
             from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not hold a state dict")
+        raise UserError(f"{path} does not hold a state dict")
     return obj
 
 
@@ -61,7 +63,7 @@ class Checkpoint(nn.Module):
             module.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
-            raise ValueError(f"checkpoint {path} does not fit the teacher architecture: {first}") from None
+            raise UserError(f"checkpoint {path} does not fit the teacher architecture: {first}") from None
         self.module = module
         self.path = str(path)
 
@@ -98,7 +100,7 @@ class TeacherHandle:
 
     def __init__(self, name: str, teacher: nn.Module | Callable):
         if not callable(teacher):
-            raise TypeError(f"teacher '{name}' must be an nn.Module or a callable, got {type(teacher).__name__}")
+            raise UserError(f"teacher '{name}' must be an nn.Module or a callable, got {type(teacher).__name__}")
         self.name = name
         self.teacher = teacher
         self.freeze()
@@ -135,7 +137,7 @@ class EMATeacher(nn.Module):
     def __init__(self, student: nn.Module, decay: float = 0.99):
         super().__init__()
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+            raise UserError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = float(decay)
         self.module = copy.deepcopy(student).eval()
         for p in self.module.parameters():
@@ -166,7 +168,7 @@ class SnapshotTeacher(nn.Module):
     def __init__(self, student: nn.Module, every_n_epochs: int = 1):
         super().__init__()
         if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise UserError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
         self.module = copy.deepcopy(student).eval()
         for p in self.module.parameters():

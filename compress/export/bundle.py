@@ -15,6 +15,8 @@ import torch.nn as nn
 
 from compress.export.chain import UnsupportedLayerError, example_input_for
 
+from compress.errors import UserError
+
 FORMATS = ("onnx", "onnx-int8", "c", "c-int8")
 
 
@@ -38,7 +40,7 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
         formats = [formats]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise ValueError(f"export_all: unknown formats {unknown}; choose from {', '.join(FORMATS)}")
+        raise UserError(f"export_all: unknown formats {unknown}; choose from {', '.join(FORMATS)}")
     if example_input is None:
         example_input = example_input_for(model)
     out = Path(out_dir)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from compress.profile.stats import SAMPLE_TARGET_US, summarize
 
+from compress.errors import UserError
+
 HARNESS = r"""
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -100,7 +102,7 @@ def read_io_sizes(header: Path, name: str) -> tuple[int, int]:
     for key in ("IN", "OUT"):
         m = re.search(rf"#define\s+{re.escape(name)}_{key}\s+\(?\s*(\d+)", text)
         if not m:
-            raise ValueError(f"{header} has no '#define {name}_{key} <int>' macro; is it a compress C export?")
+            raise UserError(f"{header} has no '#define {name}_{key} <int>' macro; is it a compress C export?")
         sizes[key] = int(m.group(1))
     return sizes["IN"], sizes["OUT"]
 

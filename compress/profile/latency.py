@@ -27,6 +27,8 @@ from torch import nn
 
 from compress.profile.c_timing import compile_timing, object_bytes, read_io_sizes, run_timing, write_harness
 
+from compress.errors import UserError
+
 __all__ = ["RUNTIMES", "build_artifact", "time_onnx", "time_torch_file", "time_c_export", "measure_latency",
            "worker_env", "qat_copy"]
 
@@ -150,7 +152,7 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
         if synthetic:
             out["note"] = "int8 artifacts built from an uncalibrated QAT copy: size/speed exact, accuracy not"
         return out
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
 def time_artifact(artifact: dict, runtime: str, input_shape, *, seconds: float = 0.4, repeats: int = 5) -> dict:
@@ -161,14 +163,14 @@ def time_artifact(artifact: dict, runtime: str, input_shape, *, seconds: float =
         return time_onnx(artifact["path"], input_shape, runtime=runtime, seconds=seconds, repeats=repeats)
     if runtime.startswith("c-export"):
         return time_c_export(artifact["path"], artifact["h"], repeats=repeats)
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
 def measure_latency(model: nn.Module, example_input: torch.Tensor, *, runtime: str = "onnxruntime",
                     workdir: str | Path | None = None, seconds: float = 0.3, repeats: int = 3) -> dict:
     """Deployed latency of ``model`` on ``runtime`` (batch 1, one thread, fresh process): stats dict."""
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     with tempfile.TemporaryDirectory(prefix="compress-lat-") as tmp:
         art = build_artifact(model, example_input, runtime, workdir or tmp)
         out = time_artifact(art, runtime, list(example_input.shape), seconds=seconds, repeats=repeats)
@@ -181,5 +183,5 @@ def so_forward_name(path: Path) -> str:
     out = subprocess.run(["nm", "-D", "--defined-only", str(path)], capture_output=True, text=True)
     names = re.findall(r"\bT\s+(\w+)_forward\b", out.stdout)
     if out.returncode != 0 or not names:
-        raise ValueError(f"{path} exports no '<name>_forward' function; is it a compress C export?")
+        raise UserError(f"{path} exports no '<name>_forward' function; is it a compress C export?")
     return names[0]

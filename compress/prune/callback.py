@@ -30,6 +30,7 @@ from torch import nn
 from compress.prune.core import PruneResult, check_not_qat, count_params, interpolate_budgets, prune_model
 from compress.prune.serialize import _MODULE_INTERNALS, SPEC_KEY, module_from_checkpoint, module_spec, \
     spec_checkpoint_entry
+from compress.errors import UserError
 
 __all__ = ["PruningCallback", "reshape_like"]
 
@@ -41,7 +42,7 @@ def reshape_like(target: nn.Module, source: nn.Module) -> None:
     src = dict(source.named_modules())
     tgt = dict(target.named_modules())
     if src.keys() != tgt.keys() or any(type(src[k]) is not type(tgt[k]) for k in src):
-        raise ValueError("checkpoint structure does not match the module's submodules/classes; "
+        raise UserError("checkpoint structure does not match the module's submodules/classes; "
                          "load it with compress.prune.load_module instead")
     for name, s in src.items():
         t = tgt[name]
@@ -79,24 +80,24 @@ class PruningCallback(Callback):
                        budget_latency_us=budget_latency_us)
         given = {k: v for k, v in targets.items() if v is not None}
         if len(given) != 1:
-            raise ValueError("PruningCallback: give exactly one of target_ratio, budget_params, budget_bytes, "
+            raise UserError("PruningCallback: give exactly one of target_ratio, budget_params, budget_bytes, "
                              f"budget_latency_us; got {sorted(given) or 'none'}")
         (self.target_kind, self.target_value), = given.items()
         if not isinstance(self.target_value, (int, float)) or self.target_value <= 0 or \
                 (self.target_kind == "target_ratio" and self.target_value > 1):
-            raise ValueError(f"PruningCallback: {self.target_kind} must be positive"
+            raise UserError(f"PruningCallback: {self.target_kind} must be positive"
                              f"{' and <= 1 (kept fraction)' if self.target_kind == 'target_ratio' else ''}, "
                              f"got {self.target_value!r}")
         if importance not in ("magnitude", "taylor"):
-            raise ValueError(f"PruningCallback: importance must be 'magnitude' or 'taylor', got {importance!r}")
+            raise UserError(f"PruningCallback: importance must be 'magnitude' or 'taylor', got {importance!r}")
         if schedule not in ("oneshot", "iterative"):
-            raise ValueError(f"PruningCallback: schedule must be 'oneshot' or 'iterative', got {schedule!r}")
+            raise UserError(f"PruningCallback: schedule must be 'oneshot' or 'iterative', got {schedule!r}")
         if schedule == "oneshot" and steps != 1:
-            raise ValueError(f"PruningCallback: schedule='oneshot' takes steps=1, got steps={steps}")
+            raise UserError(f"PruningCallback: schedule='oneshot' takes steps=1, got steps={steps}")
         for name, v, lo in (("steps", steps, 1), ("start_epoch", start_epoch, 0), ("every_n_epochs", every_n_epochs, 1),
                             ("taylor_batches", taylor_batches, 1)):
             if not isinstance(v, int) or v < lo:
-                raise ValueError(f"PruningCallback: {name} must be an int >= {lo}, got {v!r}")
+                raise UserError(f"PruningCallback: {name} must be an int >= {lo}, got {v!r}")
         self.importance = importance
         self.schedule = schedule
         self.steps = steps
@@ -123,7 +124,7 @@ class PruningCallback(Callback):
     def _module(self, pl_module) -> nn.Module:
         module = getattr(pl_module, self.module_attr, None) if self.module_attr else pl_module
         if not isinstance(module, nn.Module):
-            raise ValueError(f"PruningCallback: the LightningModule has no nn.Module attribute "
+            raise UserError(f"PruningCallback: the LightningModule has no nn.Module attribute "
                              f"module_attr={self.module_attr!r}")
         return module
 
@@ -142,19 +143,19 @@ class PruningCallback(Callback):
             if isinstance(x, dict):
                 key = getattr(getattr(pl_module, "distiller", None), "input_key", None) or "x"
                 if key not in x:
-                    raise ValueError(f"PruningCallback: batch has no key {key!r} for the example input; "
+                    raise UserError(f"PruningCallback: batch has no key {key!r} for the example input; "
                                      "pass example_input=[1, n_features]")
                 x = x[key]
             elif isinstance(x, (tuple, list)):
                 x = x[0]
             if not isinstance(x, torch.Tensor):
-                raise ValueError("PruningCallback: cannot infer the example input from the batch; "
+                raise UserError("PruningCallback: cannot infer the example input from the batch; "
                                  "pass example_input=[1, n_features]")
             x = x[:1]
         elif isinstance(x, (list, tuple)) and all(isinstance(d, int) for d in x):
             x = torch.randn(*x)
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"PruningCallback: example_input must be a tensor or a shape list, got {type(x).__name__}")
+            raise UserError(f"PruningCallback: example_input must be a tensor or a shape list, got {type(x).__name__}")
         return x.detach().to(pl_module.device)
 
     def _ignored(self, module: nn.Module):
@@ -166,7 +167,7 @@ class PruningCallback(Callback):
                 try:
                     out.append(module.get_submodule(item))
                 except AttributeError:
-                    raise ValueError(f"PruningCallback: ignored_layers entry {item!r} is not a submodule of "
+                    raise UserError(f"PruningCallback: ignored_layers entry {item!r} is not a submodule of "
                                      f"{self.module_attr!r}") from None
             else:
                 out.append(item)

@@ -30,6 +30,8 @@ from torch import nn
 
 import torch_pruning as tp
 
+from compress.errors import UserError
+
 __all__ = ["PruneResult", "prune_model", "find_output_layers", "count_params", "check_not_qat", "interpolate_budgets"]
 
 _PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
@@ -67,7 +69,7 @@ def check_not_qat(model: nn.Module) -> None:
     except ImportError:  # the quant package is optional at import time
         return
     if is_qat_prepared(model):
-        raise RuntimeError(QAT_ERROR)
+        raise UserError(QAT_ERROR)
 
 
 def _flatten_outputs(out) -> list[torch.Tensor]:
@@ -148,7 +150,7 @@ def _importance(kind):
         return tp.importance.GroupMagnitudeImportance(p=2)
     if kind == "taylor":
         return tp.importance.GroupTaylorImportance()
-    raise ValueError(f"importance must be 'magnitude' or 'taylor', got {kind!r}")
+    raise UserError(f"importance must be 'magnitude' or 'taylor', got {kind!r}")
 
 
 def _prune_once(model, example_input, ratio, importance, ignored, round_to, global_pruning) -> None:
@@ -185,14 +187,14 @@ def _measure_fn(model, example_input, target_ratio, budget_params, budget_bytes,
                                     budget_bytes=budget_bytes, budget_latency_us=budget_latency_us).items()
              if v is not None}
     if len(given) != 1:
-        raise ValueError("give exactly one of target_ratio, budget_params, budget_bytes, budget_latency_us; "
+        raise UserError("give exactly one of target_ratio, budget_params, budget_bytes, budget_latency_us; "
                          f"got {sorted(given) or 'none'}")
     (name, value), = given.items()
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise UserError(f"{name} must be a positive number, got {value!r}")
     if name == "target_ratio":
         if value > 1:
-            raise ValueError(f"target_ratio is the kept fraction of parameters, in (0, 1]; got {value}")
+            raise UserError(f"target_ratio is the kept fraction of parameters, in (0, 1]; got {value}")
         return "params", value * count_params(model), count_params
     if name == "budget_params":
         return "params", float(value), count_params
@@ -227,10 +229,10 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
                                                 budget_bytes, budget_latency_us, bytes_fn, latency_runtime)
     if importance == "taylor" and not any(m.weight.grad is not None for m in model.modules()
                                           if isinstance(m, _PRUNABLE)):
-        raise ValueError("importance='taylor' needs gradients in .grad: call loss.backward() on a few "
+        raise UserError("importance='taylor' needs gradients in .grad: call loss.backward() on a few "
                          "batches before prune_model (the PruningCallback does this for you)")
     if round_to is not None and (not isinstance(round_to, int) or round_to < 1):
-        raise ValueError(f"round_to must be a positive int or None, got {round_to!r}")
+        raise UserError(f"round_to must be a positive int or None, got {round_to!r}")
     ignored = list(find_output_layers(model, example_input) if ignored_layers is None else ignored_layers)
     names = {m: n for n, m in model.named_modules()}
     ignored_names = [names[m] for m in ignored if m in names]
@@ -257,7 +259,7 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
     lo, hi = 0.0, max(0.0, min(float(max_channel_ratio), cap))
     at_max = trial(hi)
     if at_max > budget:
-        raise ValueError(f"{measure_name} budget {budget:.6g} cannot be met: pruning {hi:.0%} of the channels "
+        raise UserError(f"{measure_name} budget {budget:.6g} cannot be met: pruning {hi:.0%} of the channels "
                          f"still gives {at_max:.6g} (protected layers: {ignored_names})")
     iters = 7 if measure_name == "latency_us" else 14
     for _ in range(iters):

@@ -22,6 +22,8 @@ import torch
 
 from compress.quant.fake_quant import freeze_observers, is_qat_prepared, prepare_qat
 
+from compress.errors import UserError
+
 
 class QATCallback(pl.Callback):
     """Prepare ``pl_module.<module_attr>`` for QAT at ``start_epoch``; optionally freeze observers later.
@@ -39,10 +41,10 @@ class QATCallback(pl.Callback):
                  quantize_output: bool = True) -> None:
         super().__init__()
         if not isinstance(start_epoch, int) or start_epoch < 0:
-            raise ValueError(f"QATCallback: start_epoch must be an int >= 0, got {start_epoch!r}")
+            raise UserError(f"QATCallback: start_epoch must be an int >= 0, got {start_epoch!r}")
         if freeze_observers_epoch is not None and (
                 not isinstance(freeze_observers_epoch, int) or freeze_observers_epoch < start_epoch):
-            raise ValueError("QATCallback: freeze_observers_epoch must be an int >= start_epoch "
+            raise UserError("QATCallback: freeze_observers_epoch must be an int >= start_epoch "
                              f"({start_epoch}), got {freeze_observers_epoch!r}")
         self.start_epoch = start_epoch
         self.freeze_observers_epoch = freeze_observers_epoch
@@ -54,11 +56,11 @@ class QATCallback(pl.Callback):
         if not self.module_attr:
             return pl_module
         if not hasattr(pl_module, self.module_attr):
-            raise ValueError(f"QATCallback: {type(pl_module).__name__} has no attribute "
+            raise UserError(f"QATCallback: {type(pl_module).__name__} has no attribute "
                              f"module_attr={self.module_attr!r} (the student to quantize)")
         target = getattr(pl_module, self.module_attr)
         if not isinstance(target, torch.nn.Module):
-            raise TypeError(f"QATCallback: {type(pl_module).__name__}.{self.module_attr} is "
+            raise UserError(f"QATCallback: {type(pl_module).__name__}.{self.module_attr} is "
                             f"{type(target).__name__}, not an nn.Module")
         return target
 

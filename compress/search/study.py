@@ -23,6 +23,8 @@ import optuna
 
 from .space import SearchConfig
 
+from compress.errors import UserError
+
 __all__ = ["open_storage", "make_sampler", "make_pruner", "open_study", "default_storage_url", "count_done", "fail_orphans"]
 
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -43,13 +45,13 @@ def _safe_url(url: str) -> str:
 def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int | None = 20):
     """An ``optuna.storages.RDBStorage`` for ``url``, connected now; ValueError if it cannot be opened."""
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"--storage: '{url}' is not a database URL (e.g. sqlite:///study.db, "
+        raise UserError(f"--storage: '{url}' is not a database URL (e.g. sqlite:///study.db, "
                          "postgresql://user@host/db)")
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:" and not Path(path).parent.is_dir():
-            raise ValueError(f"cannot open storage '{url}': directory {Path(path).parent} does not exist")
+            raise UserError(f"cannot open storage '{url}': directory {Path(path).parent} does not exist")
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
@@ -61,7 +63,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int
                                               grace_period=grace_period, heartbeat_stale_trial_callback=retry)
     except Exception as exc:  # noqa: BLE001 - driver missing, host unreachable, bad URL: one line
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"cannot open storage '{_safe_url(url)}': {type(exc).__name__}: {text[:200]}") from None
+        raise UserError(f"cannot open storage '{_safe_url(url)}': {type(exc).__name__}: {text[:200]}") from None
 
 
 def make_sampler(cfg: SearchConfig, offset: int = 0):
@@ -85,7 +87,7 @@ def open_study(cfg: SearchConfig, storage, study_name: str, worker_index: int = 
     probe = optuna.create_study(storage=storage, study_name=study_name, directions=directions, load_if_exists=True)
     existing = [d.name.lower() for d in probe.directions]
     if existing != list(directions):
-        raise ValueError(f"study '{study_name}' exists with directions {existing}, the recipe asks for "
+        raise UserError(f"study '{study_name}' exists with directions {existing}, the recipe asks for "
                          f"{list(directions)}: use another --study-name")
     offset = len(probe.trials) + 1000 * worker_index
     return optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(cfg, offset),

@@ -26,6 +26,8 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 from envs.link_adaptation import LinkAdaptationEnv
 from envs.scenarios import get_scenario
 
+from compress.errors import UserError
+
 __all__ = ["LARolloutData", "rollout_states"]
 
 
@@ -87,15 +89,15 @@ class LARolloutData(pl.LightningDataModule):
                 g = get_scenario(s).group
                 key = s if s in teacher_of else g
                 if key not in teacher_of:
-                    raise ValueError(f"teacher_of has no entry for scenario '{s}' or its group '{g}'")
+                    raise UserError(f"teacher_of has no entry for scenario '{s}' or its group '{g}'")
                 route.append(int(teacher_of[key]))
             self.route = np.array(route)
         else:
             self.route = None
         if not 0.0 <= student_mix <= 1.0:
-            raise ValueError(f"student_mix must be in [0, 1], got {student_mix}")
+            raise UserError(f"student_mix must be in [0, 1], got {student_mix}")
         if rollout_tti <= warmup_tti:
-            raise ValueError(f"rollout_tti ({rollout_tti}) must exceed warmup_tti ({warmup_tti})")
+            raise UserError(f"rollout_tti ({rollout_tti}) must exceed warmup_tti ({warmup_tti})")
         self.num_links, self.rollout_tti, self.warmup_tti = num_links, rollout_tti, warmup_tti
         self.batch_size, self.student_mix, self.max_states, self.seed = batch_size, student_mix, max_states, seed
         self.x = self.r = None
@@ -109,7 +111,7 @@ class LARolloutData(pl.LightningDataModule):
     def _grow(self, epoch: int) -> None:
         teachers, student = self._policies()
         if self.route is not None and int(self.route.max()) >= len(teachers):
-            raise ValueError(f"teacher_of routes to teacher {int(self.route.max())} but the distiller has "
+            raise UserError(f"teacher_of routes to teacher {int(self.route.max())} but the distiller has "
                              f"{len(teachers)} teachers ({', '.join(self.trainer.lightning_module.distiller.teacher_names)})")
         was = student.training
         student.eval()

@@ -32,6 +32,8 @@ from envs.scenarios import HELDOUT, TRAIN, get_scenario
 from tasks.link_adaptation.evaluate import evaluate
 from tasks.link_adaptation.olla import OLLA
 
+from compress.errors import UserError
+
 __all__ = ["run_job", "export_int8", "teacher_for", "main", "DeployAndEvaluate"]
 
 EVAL = dict(seeds=(100, 101), num_links=512, n_tti=600, warmup_tti=100)
@@ -139,7 +141,7 @@ class DeployAndEvaluate:
     def __init__(self, seeds: tuple[int, ...] = EVAL["seeds"], num_links: int = EVAL["num_links"],
                  n_tti: int = EVAL["n_tti"], warmup_tti: int = EVAL["warmup_tti"]):
         if n_tti <= warmup_tti:
-            raise ValueError(f"DeployAndEvaluate: n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
+            raise UserError(f"DeployAndEvaluate: n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
         self.eval_kwargs = dict(seeds=tuple(seeds), num_links=num_links, n_tti=n_tti, warmup_tti=warmup_tti)
 
     def __call__(self, module, datamodule, run_dir, exported=None) -> dict:
@@ -170,10 +172,10 @@ def run_job(recipe: str, args=None, eval_kwargs: dict | None = None) -> dict:
         args.append(f"--after_fit.0.init_args.{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}")
     t0 = time.time()
     cli = run_recipe("fit", recipe, args)
-    run_dir = Path(cli.trainer.default_root_dir)
+    run_dir = Path(cli.run_dir)
     results = run_dir / "results.json"
     if not results.is_file():
-        raise FileNotFoundError(f"{results} was not written: does {recipe} list "
+        raise UserError(f"{results} was not written: does {recipe} list "
                                 "tasks.link_adaptation.run.DeployAndEvaluate under after_fit?")
     out = json.loads(results.read_text())
     out["total_seconds"] = time.time() - t0

@@ -18,6 +18,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from envs import d2d, interference
 
+from compress.errors import UserError
+
 __all__ = ["ChannelSet", "SINRDataModule", "make_channels", "teacher_for"]
 
 PROBLEMS = ("gaussian", "d2d")
@@ -30,7 +32,7 @@ def make_channels(problem: str, K: int, n: int, seed: int, field: float = 1000.0
     if problem == "d2d":
         G, _ = d2d.generate(n, d2d.D2DConfig(n_links=K, field=field), seed=seed)
         return G
-    raise ValueError(f"problem must be one of {PROBLEMS}, got '{problem}'")
+    raise UserError(f"problem must be one of {PROBLEMS}, got '{problem}'")
 
 
 def teacher_for(problem: str):
@@ -41,7 +43,7 @@ def teacher_for(problem: str):
         return WMMSE()
     if problem == "d2d":
         return FPLinQ()
-    raise ValueError(f"problem must be one of {PROBLEMS}, got '{problem}'")
+    raise UserError(f"problem must be one of {PROBLEMS}, got '{problem}'")
 
 
 class ChannelSet(Dataset):
@@ -71,12 +73,12 @@ class SINRDataModule(pl.LightningDataModule):
                  eval_batch_size: int = 1000):
         super().__init__()
         if problem not in PROBLEMS:
-            raise ValueError(f"SINRDataModule: problem must be one of {PROBLEMS}, got '{problem}'")
+            raise UserError(f"SINRDataModule: problem must be one of {PROBLEMS}, got '{problem}'")
         if K < 2:
-            raise ValueError(f"SINRDataModule: K must be >= 2, got {K}")
+            raise UserError(f"SINRDataModule: K must be >= 2, got {K}")
         for name, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("batch_size", batch_size)):
             if v < 1:
-                raise ValueError(f"SINRDataModule: {name} must be >= 1, got {v}")
+                raise UserError(f"SINRDataModule: {name} must be >= 1, got {v}")
         self.problem, self.K, self.field = problem, K, field
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed

@@ -39,6 +39,8 @@ from compress.distill.schedules import Schedule
 from .data import teacher_for
 from .evaluate import sum_rates
 
+from compress.errors import UserError
+
 __all__ = ["SINRModule", "NegSumRate", "Reinforce", "OnOffBCE", "beta_schedule", "MODES"]
 
 MODES = ("supervised", "unsupervised", "ad", "pg")
@@ -49,14 +51,14 @@ def beta_schedule(beta: Union[float, Schedule], kind: str = "fixed") -> Schedule
     if isinstance(beta, Schedule):
         return beta
     if not isinstance(beta, (int, float)) or beta < 0:
-        raise ValueError(f"beta must be a number >= 0 or a Schedule, got {beta!r}")
+        raise UserError(f"beta must be a number >= 0 or a Schedule, got {beta!r}")
     if kind == "fixed":
         return schedules.Constant(beta)
     if kind == "decreasing":
         return schedules.Linear(beta, 0.0)
     if kind == "increasing":
         return schedules.Linear(0.0, beta)
-    raise ValueError(f"beta_schedule must be 'fixed', 'decreasing' or 'increasing', got '{kind}'")
+    raise UserError(f"beta_schedule must be 'fixed', 'decreasing' or 'increasing', got '{kind}'")
 
 
 class OnOffBCE(terms.Term):
@@ -66,7 +68,7 @@ class OnOffBCE(terms.Term):
     def __init__(self, pmax: float = 1.0, **kw):
         super().__init__(**kw)
         if pmax <= 0:
-            raise ValueError(f"OnOffBCE: pmax must be > 0, got {pmax}")
+            raise UserError(f"OnOffBCE: pmax must be > 0, got {pmax}")
         self.pmax = float(pmax)
 
     def loss(self, student, teacher, batch=None):
@@ -94,7 +96,7 @@ class Reinforce:
     def __init__(self, problem: str = "gaussian", sigma: float = 0.1, samples: int = 4, pmax: float = 1.0,
                  noise: float = 1.0, gap_db: float = 6.0):
         if sigma <= 0 or samples < 1:
-            raise ValueError(f"Reinforce: need sigma > 0 and samples >= 1, got sigma={sigma}, samples={samples}")
+            raise UserError(f"Reinforce: need sigma > 0 and samples >= 1, got sigma={sigma}, samples={samples}")
         self.problem, self.sigma, self.samples, self.pmax = problem, sigma, samples, pmax
         self.noise, self.gap_db = noise, gap_db
 
@@ -134,11 +136,11 @@ class SINRModule(DistillationModule):
                  noise: float = 1.0, gap_db: float = 6.0, pg_sigma: float = 0.1, pg_samples: int = 4,
                  optimizer: str = "adam", input_key: str = "x", supervised_loss: str = "mse"):
         if mode not in MODES:
-            raise ValueError(f"SINRModule: mode must be one of {MODES}, got '{mode}'")
+            raise UserError(f"SINRModule: mode must be one of {MODES}, got '{mode}'")
         if supervised_loss not in ("mse", "bce"):
-            raise ValueError(f"SINRModule: supervised_loss must be 'mse' or 'bce', got '{supervised_loss}'")
+            raise UserError(f"SINRModule: supervised_loss must be 'mse' or 'bce', got '{supervised_loss}'")
         if problem not in ("gaussian", "d2d"):
-            raise ValueError(f"SINRModule: problem must be 'gaussian' or 'd2d', got '{problem}'")
+            raise UserError(f"SINRModule: problem must be 'gaussian' or 'd2d', got '{problem}'")
         sched = globals()["beta_schedule"](beta, beta_schedule)
         uses_teacher = mode != "unsupervised"
         # a new name, not `teacher`: save_hyperparameters reads this frame's locals, keep hparams plain

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from ..connectors import make_connector
 from .base import Term
 
+from compress.errors import UserError
+
 __all__ = ["Feature"]
 
 
@@ -23,7 +25,7 @@ class Feature(Term):
                  metric: str = "mse", student_dim: int | None = None, teacher_dim: int | None = None, **kw):
         super().__init__(student_tap=student_tap, teacher_tap=teacher_tap, **kw)
         if metric not in ("mse", "cosine"):
-            raise ValueError(f"Feature metric must be 'mse' or 'cosine', got '{metric}'")
+            raise UserError(f"Feature metric must be 'mse' or 'cosine', got '{metric}'")
         self.metric, self.connector_kind = metric, connector
         self.connector = None
         if student_dim is not None and teacher_dim is not None:
@@ -58,7 +60,7 @@ class Feature(Term):
         self.build(student, teacher)
         mapped = self.connector(student)
         if mapped.shape != teacher.shape:
-            raise ValueError(
+            raise UserError(
                 f"term '{self.term_name}': connected student feature {tuple(mapped.shape)} does not match "
                 f"teacher feature {tuple(teacher.shape)} (taps {self.student_tap} -> {self.teacher_tap})")
         if self.metric == "mse":
