@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .sampling import EpochShuffle
+
 from compress.errors import UserError
 
 __all__ = ["DigitsDataModule", "load_digits_split"]
@@ -59,10 +61,10 @@ class DigitsDataModule(pl.LightningDataModule):
                 self.splits["train"] = (x[:n], y[:n])
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        # shuffled by (seed, epoch) only, so a resumed run sees the same batches as an uninterrupted one
         self.setup()
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(_DictDataset(*self.splits[split]), batch_size=self.batch_size, shuffle=shuffle,
-                          generator=g if shuffle else None)
+        ds = _DictDataset(*self.splits[split])
+        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochShuffle(len(ds), self.seed) if shuffle else None)
 
     def train_dataloader(self):
         return self._loader("train", True)

@@ -88,6 +88,8 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         self.kd_inputs, self.mixup_alpha, self.noise_std = kd_inputs, mixup_alpha, noise_std
         self._total_steps = 0
         self._ema_teachers: list = []  # the EMA teachers to update after each step, listed at on_train_start
+        self._ema_step = -1            # global step of the last EMA update (one update per optimizer step)
+        self.last_loss_terms: dict = {}  # the latest training step's loss terms (read by NonFiniteGuard)
         self.student = student
         self.distiller = distiller if distiller is not None else Distiller()
         self.distiller.input_key = input_key
@@ -95,6 +97,9 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         self.task_weight = float(task_weight)
         if self_distill not in (None, "ema", "snapshot"):
             raise UserError(f"self_distill must be None, 'ema' or 'snapshot', got '{self_distill}'")
+        if self_distill is not None and self.distiller.cache is not None:
+            raise UserError("self_distill cannot be used with the teacher-output cache (Distiller(cache=...)): "
+                            "a self-teacher changes every step, so cached outputs would be stale; disable cache")
         if self_distill == "ema":
             self.distiller.add_teacher("self_ema", EMATeacher(student, ema_decay))
         elif self_distill == "snapshot":
@@ -126,6 +131,7 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         est = self.trainer.estimated_stepping_batches
         self._ema_teachers = [t for t in map(self.distiller.teacher, self.distiller.teacher_names)
                               if isinstance(t, EMATeacher)]
+        self._ema_step = self.global_step
         self._total_steps = int(est) if est and est != float("inf") else 0
 
     # ------------------------------------------------------------------ set-up
@@ -176,6 +182,7 @@ class DistillationModule(LeanHooks, pl.LightningModule):
             kd, kd_logs = self.distiller(batch, student_out, progress=self.progress)
             loss = loss + kd
             logs.update(kd_logs)
+        self.last_loss_terms = logs
         return loss, logs
 
     def _kd_batch(self, batch):
@@ -215,8 +222,29 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         return (trainer.fit_loop.epoch_loop._batches_that_stepped + 1) % max(1, trainer.log_every_n_steps) == 0
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        for t in self._ema_teachers:
-            t.update(self.student)
+        # after each optimizer step, not each batch (gradient accumulation steps less often)
+        if self._ema_teachers and self.global_step != self._ema_step:
+            self._ema_step = self.global_step
+            for t in self._ema_teachers:
+                t.update(self.student)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _self_teachers(self) -> dict:
+        return {n: t for n in self.distiller.teacher_names
+                if isinstance(t := self.distiller.teacher(n), (EMATeacher, SnapshotTeacher))}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Self-teachers live outside the module tree (teachers never enter the student's state_dict),
+        so their weights are added to the checkpoint here."""
+        selfs = self._self_teachers()
+        if selfs:
+            checkpoint["compress_self_teachers"] = {n: t.module.state_dict() for n, t in selfs.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("compress_self_teachers") or {}
+        for name, teacher in self._self_teachers().items():
+            if name in saved:
+                teacher.load_state(self.student, saved[name])
 
     def on_train_epoch_end(self) -> None:
         for name in self.distiller.teacher_names:

@@ -6,7 +6,8 @@ lands in a student checkpoint or an optimizer.
 
 Self-distillation teachers are built from the student itself: ``EMATeacher`` (exponential moving
 average of the weights, updated after every optimizer step) and ``SnapshotTeacher`` (a copy refreshed
-every N epochs).
+every N epochs).  Their state is part of the training checkpoint (``DistillationModule`` saves it and
+restores it with ``load_state``), so a resumed run distills toward the same teacher.
 """
 from __future__ import annotations
 
@@ -161,6 +162,20 @@ class EMATeacher(nn.Module):
     def forward(self, x):
         return self.module(x)
 
+    @torch.no_grad()
+    def load_state(self, student: nn.Module, state: dict) -> None:
+        """Restore a checkpointed average (built on the student's current structure, e.g. after pruning)."""
+        _load_copy(self, student, state)
+
+
+def _load_copy(teacher: nn.Module, student: nn.Module, state: dict) -> None:
+    current = teacher.module.state_dict()
+    if set(current) != set(state) or any(current[k].shape != state[k].shape for k in state):
+        teacher.module = copy.deepcopy(student).eval()
+        for p in teacher.module.parameters():
+            p.requires_grad_(False)
+    teacher.module.load_state_dict(state)
+
 
 class SnapshotTeacher(nn.Module):
     """A frozen copy of the student, refreshed every ``every_n_epochs`` epochs."""
@@ -179,6 +194,11 @@ class SnapshotTeacher(nn.Module):
         self.module = copy.deepcopy(student).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+
+    @torch.no_grad()
+    def load_state(self, student: nn.Module, state: dict) -> None:
+        """Restore a checkpointed snapshot (built on the student's current structure)."""
+        _load_copy(self, student, state)
 
     def forward(self, x):
         return self.module(x)

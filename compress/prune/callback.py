@@ -7,9 +7,10 @@ Design decisions
   optimizer is used from the very next step.  torch-pruning replaces pruned weights with new
   ``nn.Parameter`` objects, so an optimizer that is not rebuilt keeps updating the old, detached
   tensors and the pruned layers silently stop learning (Torch-Pruning #120/#140/#291).
-- The optimizer is rebuilt with ``trainer.strategy.setup_optimizers(trainer)`` (i.e. the module's
-  own ``configure_optimizers``); the current learning rates and the LR-scheduler states are carried
-  over so a schedule does not restart.  Optimizer moments (Adam's m, v) restart: their shapes changed.
+- The optimizer is rebuilt with ``compress.optim.rebuild_optimizers`` (the module's own
+  ``configure_optimizers``): the current learning rates and the LR-scheduler states are carried over
+  so a schedule does not restart, and the optimizer state (Adam's m, v) of every surviving weight is
+  kept, sliced to the kept channels (``prune_model(track_kept=True)``).
 - The iterative schedule interpolates the *budget* linearly from the first step's measurement to
   the final budget over ``steps`` steps, ``every_n_epochs`` apart, starting at ``start_epoch``.
 - Distiller taps are re-resolved after every step (``pl_module.distiller.refresh()``).
@@ -27,6 +28,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from compress.optim import rebuild_optimizers
 from compress.prune.core import PruneResult, check_not_qat, count_params, interpolate_budgets, prune_model
 from compress.prune.serialize import _MODULE_INTERNALS, SPEC_KEY, module_from_checkpoint, module_spec, \
     spec_checkpoint_entry
@@ -244,14 +246,17 @@ class PruningCallback(Callback):
         if self.importance == "taylor":
             for p, g in self._grad_sum.items():
                 p.grad = g / self._grad_batches
+        before = dict(module.named_parameters())
         result = prune_model(module, x, importance=self.importance, round_to=self.round_to,
                              ignored_layers=self._ignored(module), global_pruning=self.global_pruning,
-                             latency_runtime=self.latency_runtime, **self._budget_kwargs(module, x))
+                             latency_runtime=self.latency_runtime, track_kept=True, **self._budget_kwargs(module, x))
+        remap = {p: (before[n], result.kept[n]) for n, p in module.named_parameters()
+                 if n in before and before[n] is not p and n in result.kept}
         self._grad_sum, self._grad_batches = {}, 0
         self.steps_done += 1
         # refresh first: connectors resized for the pruned widths must be in the rebuilt optimizer
         self._refresh_distiller(pl_module, x)
-        self._rebuild_optimizers(trainer)
+        rebuild_optimizers(trainer, remap)
         record = {"epoch": trainer.current_epoch, "step": self.steps_done, "channel_ratio": result.channel_ratio,
                   "params": result.params_after, result.measure: result.measure_after}
         self.history.append(record)
@@ -263,24 +268,6 @@ class PruningCallback(Callback):
         refresh = getattr(getattr(pl_module, "distiller", None), "refresh", None)
         if callable(refresh):
             refresh(example_input)
-
-    @staticmethod
-    def _rebuild_optimizers(trainer) -> None:
-        """Rebuild optimizers from configure_optimizers; keep current LRs and scheduler states."""
-        strategy = trainer.strategy
-        old_lrs = [[g["lr"] for g in opt.param_groups] for opt in strategy.optimizers]
-        old_sched = [cfg.scheduler.state_dict() for cfg in strategy.lr_scheduler_configs]
-        strategy.setup_optimizers(trainer)
-        for opt, lrs in zip(strategy.optimizers, old_lrs):
-            if len(opt.param_groups) == len(lrs):
-                for g, lr in zip(opt.param_groups, lrs):
-                    g["lr"] = lr
-        if len(old_sched) == len(strategy.lr_scheduler_configs):
-            for cfg, state in zip(strategy.lr_scheduler_configs, old_sched):
-                try:
-                    cfg.scheduler.load_state_dict(state)
-                except Exception:  # noqa: BLE001 - a scheduler with a different layout restarts
-                    pass
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:

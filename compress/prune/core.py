@@ -32,7 +32,8 @@ import torch_pruning as tp
 
 from compress.errors import UserError
 
-__all__ = ["PruneResult", "prune_model", "find_output_layers", "count_params", "check_not_qat", "interpolate_budgets"]
+__all__ = ["PruneResult", "prune_model", "find_output_layers", "count_params", "check_not_qat", "interpolate_budgets",
+           "kept_indices"]
 
 _PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
 QAT_ERROR = "pruning a QAT-prepared model is not supported: prune -> fine-tune -> QAT"
@@ -50,6 +51,7 @@ class PruneResult:
     measure_before: float
     measure_after: float
     evaluations: list = field(default_factory=list)  # (channel_ratio, measured) pairs tried
+    kept: dict = field(default_factory=dict)  # parameter name -> flat indices kept (with track_kept=True)
 
     def __str__(self) -> str:
         text = f"pruned {self.channel_ratio:.1%} of channels: params {self.params_before} -> {self.params_after}"
@@ -153,10 +155,11 @@ def _importance(kind):
     raise UserError(f"importance must be 'magnitude' or 'taylor', got {kind!r}")
 
 
-def _prune_once(model, example_input, ratio, importance, ignored, round_to, global_pruning) -> None:
-    """Remove ``ratio`` of the prunable channels of ``model`` in place (one torch-pruning step)."""
+def _prune_once(model, example_input, ratio, importance, ignored, round_to, global_pruning) -> list:
+    """Remove ``ratio`` of the prunable channels of ``model`` in place (one torch-pruning step); returns
+    torch-pruning's pruning history (what was removed, replayable on a copy of the model)."""
     if ratio <= 0:
-        return
+        return []
     training = {m: m.training for m in model.modules()}
     model.eval()  # tracing must not update BatchNorm statistics
     try:
@@ -171,6 +174,21 @@ def _prune_once(model, example_input, ratio, importance, ignored, round_to, glob
             m.train(t)
     for p in model.parameters():
         p.grad = None
+    return list(pruner.DG.pruning_history())
+
+
+def kept_indices(original: nn.Module, example_input, history: list) -> dict[str, torch.Tensor]:
+    """For every parameter of ``original`` (the model before pruning), the flat indices of the entries
+    that a pruning ``history`` keeps: replayed by torch-pruning on a float64 copy whose parameters hold
+    their own flat positions.  Optimizer state (Adam's moments) is carried to the pruned model by these."""
+    shadow = copy.deepcopy(original).double().eval()
+    for p in shadow.parameters():  # requires_grad stays on: the graph is traced through autograd
+        p.data = torch.arange(p.numel(), dtype=torch.float64).view_as(p)
+    x = tuple(t.double() for t in example_input) if isinstance(example_input, (tuple, list)) else example_input.double()
+    with torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(shadow, example_inputs=x)
+        graph.load_pruning_history(history)
+    return {name: p.detach().flatten().long() for name, p in shadow.named_parameters()}
 
 
 def _copy_with_grads(model: nn.Module) -> nn.Module:
@@ -214,7 +232,8 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
                 budget_latency_us: float | None = None, importance="magnitude",
                 round_to: int | None = None, ignored_layers: Iterable[nn.Module] | None = None,
                 global_pruning: bool = False, bytes_fn: Callable[[nn.Module], float] | None = None,
-                latency_runtime: str = "onnxruntime", max_channel_ratio: float = 0.95) -> PruneResult:
+                latency_runtime: str = "onnxruntime", max_channel_ratio: float = 0.95,
+                track_kept: bool = False) -> PruneResult:
     """Prune ``model`` in place to the smallest channel ratio that meets one budget.
 
     target_ratio: kept fraction of the parameters (0.25 = a 25% parameter budget).
@@ -222,7 +241,9 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
     per parameter, i.e. fp32; pass ``compress.quant.int8_param_bytes`` for an int8 deployment).
     budget_latency_us: max p50 latency on ``latency_runtime`` (batch 1, one thread, fresh process).
     ignored_layers: layers whose output channels are kept (default: the output heads).
-    Raises RuntimeError on a QAT-prepared model, ValueError if the budget cannot be met.
+    track_kept: also return, per parameter name, the flat indices of the entries pruning kept
+    (``PruneResult.kept``), so optimizer state can follow the surviving weights.
+    Raises UserError on a QAT-prepared model or if the budget cannot be met.
     """
     check_not_qat(model)
     measure_name, budget, measure = _measure_fn(model, example_input, target_ratio, budget_params,
@@ -270,9 +291,13 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
             lo = mid
         if hi - lo < 1e-3:
             break
-    _prune_once(model, example_input, hi, importance, ignored, round_to, global_pruning)
+    original = copy.deepcopy(model) if track_kept else None
+    history = _prune_once(model, example_input, hi, importance, ignored, round_to, global_pruning)
     after = measure(model) if measure_name != "latency_us" else min(v for r, v in evaluations if r == hi)
-    return PruneResult(hi, params_before, count_params(model), measure_name, budget, before, after, evaluations)
+    result = PruneResult(hi, params_before, count_params(model), measure_name, budget, before, after, evaluations)
+    if track_kept:
+        result.kept = kept_indices(original, example_input, history)
+    return result
 
 
 def interpolate_budgets(start: float, final: float, steps: int) -> Sequence[float]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
+
+from compress.data import EpochBatches
 
 from envs import d2d, interference
 
@@ -98,10 +100,8 @@ class SINRDataModule(pl.LightningDataModule):
             self.test_set = self._set(self.n_test, self.seed + 2, with_ref=True)
 
     def _loader(self, ds: ChannelSet, bs: int, shuffle: bool) -> DataLoader:
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        base = RandomSampler(ds, generator=g) if shuffle else SequentialSampler(ds)
-        return DataLoader(ds, batch_size=None, sampler=BatchSampler(base, bs, drop_last=False))
+        # batch order by (seed, epoch) only: a resumed run sees the batches of an uninterrupted one
+        return DataLoader(ds, batch_size=None, sampler=EpochBatches(len(ds), bs, self.seed, shuffle=shuffle))
 
     def train_dataloader(self):
         self.setup("fit")
