@@ -3,10 +3,12 @@
 Other arguments are recipe overrides (``--trainer.max_epochs=4``, ``--search.limits.max_bytes=4000``,
 ``--run_dir=DIR``) as for ``fit``.  ``N`` is the *total* number of finished trials the study should
 hold: rerunning the same command after a crash (even SIGKILL) continues to N with every finished trial
-kept.  ``--workers K`` starts K processes on this machine that share the storage; the parent splits
-the remaining trials between them (so no trial is run twice and the total is exactly N), waits, then
-writes the reports.  Workers on other machines run the same command against a shared
-``--storage postgresql://...``.
+kept.  ``--workers K`` starts K processes on this machine that share the storage, each running trials
+until the study holds N (``compress.search.study.optimize_until``: no trial is run twice, a trial
+whose worker died is retried by another, the total is exactly N); the parent waits, then writes the
+reports.  Workers on other machines run the same command against a shared
+``--storage postgresql://...``; ``--report`` writes the reports from the shared study without
+running trials.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from pathlib import Path
 from compress.errors import RecipeError, UserError
 from compress.recipe import instantiate, parse_command_line, prepare
 from compress.run.children import start_child
+
+from .study import count_done
 
 __all__ = ["main", "run_search", "SearchArgs"]
 
@@ -87,7 +91,7 @@ def run_search(args: SearchArgs) -> dict:
 def _run_search(args: SearchArgs, prepared) -> dict:
     from .objective import Objective
     from .space import parse_search
-    from .study import count_done, default_storage_url, fail_orphans, open_storage, open_study
+    from .study import default_storage_url, fail_orphans, open_storage, open_study, optimize_until
 
     import optuna
 
@@ -103,39 +107,37 @@ def _run_search(args: SearchArgs, prepared) -> dict:
     study = open_study(scfg, storage, name, worker_index=args.worker_index or 0)
     if args.report_only:
         return write_reports(study, scfg, run_dir)
-    objective = Objective(base, scfg, recipe, run_dir)
+    objective = Objective(base, scfg, recipe, run_dir, n_total)
 
-    if args.worker_index is not None:            # a worker: run exactly its share, no reports
-        study.optimize(objective, n_trials=n_total, gc_after_trial=True)
+    if args.worker_index is not None:            # a worker: trials until the study holds N, no reports
+        optimize_until(study, storage, objective, n_total, scfg.heartbeat_interval or 2, scfg.grace_period)
         return {"worker": args.worker_index, "trials": n_total}
 
     running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
     optuna.storages.fail_stale_trials(study)
+    fail_orphans(study, storage, scfg.grace_period)
     still = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-    orphans = sorted(running - still) + fail_orphans(study, storage, scfg.grace_period)
-    if orphans:
-        print(f"[search] trials {orphans} were left running by a killed process: marked FAIL and re-enqueued",
-              flush=True)
+    if running - still:
+        print(f"[search] trials {sorted(running - still)} were left running by a killed process: marked FAIL and "
+              "re-enqueued", flush=True)
     done = count_done(study)
     remaining = max(0, n_total - done)
     print(f"[search] study '{name}' in {url}: {done} finished trials, running {remaining} more "
           f"(target {n_total}, {args.workers} worker{'s' if args.workers > 1 else ''})", flush=True)
     if remaining and args.workers > 1:
-        _run_workers(args, url, name, remaining, base)
+        _run_workers(args, url, name, min(args.workers, remaining), n_total, base)
     elif remaining:
-        study.optimize(objective, n_trials=remaining, gc_after_trial=True)
+        optimize_until(study, storage, objective, n_total, scfg.heartbeat_interval or 2, scfg.grace_period)
     return write_reports(study, scfg, run_dir)
 
 
-def _run_workers(args: SearchArgs, url: str, name: str, remaining: int, base: dict) -> None:
+def _run_workers(args: SearchArgs, url: str, name: str, k: int, n_total: int, base: dict) -> None:
     if "model" in base:   # build the model once so a teacher that must be trained first is trained (and cached) once
         instantiate(base["model"], "model")
-    k = min(args.workers, remaining)
-    shares = [remaining // k + (1 if i < remaining % k else 0) for i in range(k)]
     procs = []
-    for i, share in enumerate(shares):
-        cmd = [sys.executable, "-m", "compress", "search", args.recipe, *args.overrides, "--n-trials", str(share),
-               "--storage", url, "--study-name", name, "--worker-index", str(i)]
+    for i in range(k):
+        cmd = [sys.executable, "-m", "compress", "search", args.recipe, *args.overrides, "--n-trials",
+               str(n_total), "--storage", url, "--study-name", name, "--worker-index", str(i)]
         procs.append(start_child(cmd, env={"COMPRESS_NUM_THREADS": "1"}))
     try:
         codes = [p.wait() for p in procs]
@@ -144,8 +146,17 @@ def _run_workers(args: SearchArgs, url: str, name: str, remaining: int, base: di
             p.terminate()
         raise
     if any(codes):
-        raise UserError(f"search workers exited with codes {codes} (their errors are above); rerun the same "
-                        "command to resume")
+        from .study import open_storage
+
+        import optuna
+
+        study = optuna.load_study(study_name=name, storage=open_storage(url, None, None))
+        done = count_done(study)
+        if done < n_total:
+            raise UserError(f"search workers exited with codes {codes} and the study holds {done} of {n_total} "
+                            "finished trials (their errors are above); rerun the same command to resume")
+        print(f"[search] workers exited with codes {codes}; the others finished the study ({done} trials)",
+              flush=True)
 
 
 def write_reports(study, scfg, run_dir: Path) -> dict:

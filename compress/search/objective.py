@@ -22,6 +22,7 @@ from compress.run import run
 from .callbacks import active_trial
 from .constraints import constraint_values, export_deployed, final_check, precheck
 from .space import SPECIAL_KNOBS, SearchConfig, set_path
+from .study import check_not_surplus
 
 from compress.errors import UserError
 
@@ -70,8 +71,9 @@ def _worst(direction: str) -> float:
 class Objective:
     """Callable for ``study.optimize``; ``base`` is the loaded recipe dict."""
 
-    def __init__(self, base: dict, cfg: SearchConfig, recipe: Path, run_dir: Path):
+    def __init__(self, base: dict, cfg: SearchConfig, recipe: Path, run_dir: Path, n_total: int | None = None):
         self.base, self.cfg, self.recipe, self.run_dir = base, cfg, Path(recipe), Path(run_dir)
+        self.n_total = n_total
 
     def _values(self, quality: float, nbytes: float | None, p99: float | None) -> list[float]:
         table = {"quality": quality, "bytes": math.inf if nbytes is None else float(nbytes),
@@ -108,6 +110,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial):
         cfg = self.cfg
+        if self.n_total is not None:
+            check_not_surplus(trial, self.n_total)
         params = {k.path: k.sample(trial) for k in cfg.knobs}
         trial.set_user_attr("arch", {k: v for k, v in params.items()})
         trial.set_user_attr("worker_pid", os.getpid())

@@ -26,6 +26,7 @@ channels, from the data module's ``ref``); ``history`` keeps ``(epoch, pct)`` fo
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Callable, Optional, Union
 
@@ -141,10 +142,22 @@ class SINRModule(DistillationModule):
             raise UserError(f"SINRModule: supervised_loss must be 'mse' or 'bce', got '{supervised_loss}'")
         if problem not in ("gaussian", "d2d"):
             raise UserError(f"SINRModule: problem must be 'gaussian' or 'd2d', got '{problem}'")
+        for name, v in (("pmax", pmax), ("noise", noise)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise UserError(f"SINRModule: {name} must be a finite number > 0, got {v!r}")
+        if problem == "d2d" and pmax != 1.0:
+            raise UserError(f"SINRModule: problem 'd2d' schedules links on/off (a power fraction in [0, 1]); "
+                            f"pmax does not apply, got pmax={pmax}")
+        # pmax is one setting of the problem: the student's output range and the teacher's budget follow it
+        for who, obj in (("student", student), ("teacher", teacher)):
+            own = getattr(obj, "pmax", None)
+            if problem == "gaussian" and isinstance(own, (int, float)) and float(own) != float(pmax):
+                raise UserError(f"SINRModule: the {who}'s pmax ({own}) differs from the module's pmax ({pmax}); "
+                                "give both the same value")
         sched = globals()["beta_schedule"](beta, beta_schedule)
         uses_teacher = mode != "unsupervised"
         # a new name, not `teacher`: save_hyperparameters reads this frame's locals, keep hparams plain
-        algo = teacher if teacher is not None else teacher_for(problem)
+        algo = teacher if teacher is not None else teacher_for(problem, pmax, noise)
         if mode == "supervised":
             kd = [OnOffBCE(pmax, weight=schedules.Constant(1.0)) if supervised_loss == "bce"
                   else terms.MSE(weight=schedules.Constant(1.0))]
