@@ -2,8 +2,9 @@
 
 ``os.replace`` is atomic on POSIX, so a reader (or a rerun after a kill, a full disk or a crash)
 sees either the previous complete file or the new complete one, never a truncated one.  The previous
-file is untouched until the new one is complete.  A write error is raised as ``OSError`` naming the
-file, after the temporary file is removed.
+file is untouched until the new one is complete.  A write error (a full disk, a read-only folder) is
+raised as ``WriteError`` (a ``compress.UserError``: one line naming the file), after the temporary
+file is removed.
 """
 from __future__ import annotations
 
@@ -13,14 +14,27 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save"]
+from .errors import UserError
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "WriteError"]
+
+
+class WriteError(UserError):
+    """A file could not be written (the previous version, if any, is untouched)."""
+
+    def __init__(self, path: Path, exc: OSError):
+        super().__init__(f"cannot write {path}: {exc.strerror or exc}")
+        self.path, self.errno = path, exc.errno
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -32,8 +46,8 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(exc, OSError) and not exc.filename:
-            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
+        if isinstance(exc, OSError):
+            raise WriteError(path, exc) from exc
         raise
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)

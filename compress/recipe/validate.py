@@ -63,7 +63,12 @@ def _walk_specs(node: Any, key: str, seen: set) -> None:
                 if not Path(value).is_file():
                     raise RecipeError(f"{key}.init_args.{name}: file not found: {value}")
                 if value.endswith((".yaml", ".yml")):
-                    _validate_nested(Path(value), seen)
+                    try:
+                        _validate_nested(Path(value), seen)
+                    except RecipeError as exc:
+                        inner = str(exc)
+                        inner = inner if inner.startswith(value) else f"{value}: {inner}"
+                        raise RecipeError(f"{key}.init_args.{name}: in that recipe, {inner}") from None
 
 
 def _validate_nested(path: Path, seen: set) -> None:

@@ -28,7 +28,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from ..atomic import atomic_torch_save
+from ..atomic import WriteError, atomic_torch_save
 from ..errors import UserError, first_line
 from .signals import RunInterrupted, stop_requested, training_handlers
 
@@ -75,9 +75,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                                  f"{' ...' if len(bad) > 3 else ''}; the previous checkpoint is kept")
         try:
             atomic_torch_save(checkpoint, path)
-        except OSError as exc:
-            raise UserError(f"cannot write checkpoint {path}: {exc.strerror or exc}; the previous checkpoint "
-                            "is kept and the run stopped") from exc
+        except (WriteError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc).rpartition(": ")[2]
+            raise UserError(f"cannot write checkpoint {path}: {reason}; the previous checkpoint is kept and the "
+                            "run stopped") from exc
 
     def load_checkpoint(self, path, map_location: Any | None = None, weights_only: bool | None = None) -> dict:
         return read_checkpoint(path, map_location=map_location or "cpu")
