@@ -37,6 +37,9 @@ def _configure_logging() -> None:
     # Lightning's advice for multi-worker data loading does not apply: batches are cut from in-memory
     # tensors, and worker processes would cost more than the tiny models' steps
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    # Lightning 2.6's own pytree helper calls torch's deprecated LeafSpec check on every batch transfer
+    # (lightning/pytorch/utilities/_pytree.py); nothing a user can change: filtered at its source module
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 
