@@ -240,6 +240,34 @@ class Distiller(nn.Module):
             out[hit.nonzero(as_tuple=True)[0].to(out.device)] = cached.to(out.device, out.dtype)
         return out
 
+    @torch.no_grad()
+    def prefill_cache(self, batches, chunk: int = 5000) -> int:
+        """Fill the teacher-output cache from an iterable of dict batches (``input_key`` and ``index_key``),
+        running the teachers on concatenated chunks of up to ``chunk`` samples: an algorithmic teacher
+        (WMMSE) is slow per call and fast per batch.  Returns the number of samples seen."""
+        if self.cache is None:
+            raise UserError("prefill_cache: the distiller has no teacher-output cache (Distiller(cache=True))")
+        pending: list = []
+        seen = 0
+
+        def flush():
+            if pending:
+                xs = torch.cat([b[self.input_key] for b in pending])
+                idx = torch.cat([torch.as_tensor(b[self.index_key]).reshape(-1) for b in pending])
+                self.teacher_output({self.input_key: xs, self.index_key: idx})
+                pending.clear()
+        for batch in batches:
+            if not isinstance(batch, Mapping) or self.index_key not in batch:
+                raise UserError(f"prefill_cache: batches must be mappings with '{self.input_key}' and "
+                                f"'{self.index_key}' keys")
+            pending.append(batch)
+            seen += int(batch[self.input_key].shape[0])
+            if sum(int(b[self.input_key].shape[0]) for b in pending) >= chunk:
+                flush()
+        flush()
+        self.cache.save()
+        return seen
+
     def reset_cache_key(self) -> None:
         """Force the cache to re-check teacher fingerprints (e.g. after a teacher was replaced)."""
         self._cache_keyed = False

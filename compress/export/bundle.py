@@ -15,13 +15,14 @@ import torch.nn as nn
 
 from compress.export.chain import UnsupportedLayerError, example_input_for
 
+from compress.atomic import atomic_write_text
 from compress.errors import UserError
 
 FORMATS = ("onnx", "onnx-int8", "c", "c-int8")
 
 
 def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = None, *, name: str = "student",
-               formats="auto", opset: int = 18) -> dict[str, Path]:
+               formats="auto", opset: int = 18, manifest_name: str | None = None) -> dict[str, Path]:
     """Export ``model`` to ``formats`` under ``out_dir``; returns {format: main file, "manifest": path}.
 
     ``formats``: "auto" (QAT-prepared -> onnx-int8 + c-int8, else onnx + c; C is skipped, and the
@@ -70,7 +71,6 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
         "artifacts": {k: {"path": str(p.relative_to(out)), "bytes": p.stat().st_size} for k, p in paths.items()},
         "skipped": skipped,
     }
-    mpath = out / "manifest.json"
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n")
+    mpath = atomic_write_text(out / (manifest_name or "manifest.json"), json.dumps(manifest, indent=2) + "\n")
     paths["manifest"] = mpath
     return paths

@@ -430,6 +430,18 @@ def _layer(s: Step, li: int, int8: bool, arrays_only: bool) -> str:
     return f"    cx_dense_f32(L{li}_W, L{li}_B, {{src}}, {{dst}}, {K}, {O});"
 
 
+def read_io_sizes(header: Path, name: str) -> tuple[int, int]:
+    """Input/output sizes from the ``<name>_IN`` / ``<name>_OUT`` macros of an exported header."""
+    text = Path(header).read_text()
+    sizes = {}
+    for key in ("IN", "OUT"):
+        m = re.search(rf"#define\s+{re.escape(name)}_{key}\s+\(?\s*(\d+)", text)
+        if not m:
+            raise UserError(f"{header} has no '#define {name}_{key} <int>' macro; is it a compress C export?")
+        sizes[key] = int(m.group(1))
+    return sizes["IN"], sizes["OUT"]
+
+
 def compile_c(sources, out_path, *, shared: bool = False, flags=("-O3", "-march=native"), cc: str | None = None) -> Path:
     """Compile C ``sources`` (paths, or the dict from ``export_c``) into an executable or shared library.
 

@@ -7,6 +7,7 @@ Public API (stable):
     QATCallback(start_epoch=0, freeze_observers_epoch=None, module_attr="student")   # Lightning callback
     freeze_observers(model, frozen=True)         # stop/restart the EMA min/max activation observers
     calibrate(model, batches, max_batches=None)  # observers record in eval mode (post-training calibration)
+    float_copy(model) -> model                   # a float copy of a QAT model (same weights, no fake quant)
     export_onnx_int8(qat_model, example_input, path) -> Path   # QDQ int8 ONNX executed by ORT int8 kernels
     int8_param_bytes(model) -> int               # int8 weights + fp32 scales + zero-points + int32 biases
     QATLinear, QATConv1d, QATConv2d, ActFakeQuant   # the modules themselves
@@ -22,6 +23,7 @@ from compress.quant.fake_quant import (
     QATConv2d,
     QATLinear,
     calibrate,
+    float_copy,
     freeze_observers,
     int8_param_bytes,
     is_qat_prepared,
@@ -35,6 +37,7 @@ __all__ = [
     "is_qat_prepared",
     "freeze_observers",
     "calibrate",
+    "float_copy",
     "QATCallback",
     "export_onnx_int8",
     "int8_param_bytes",

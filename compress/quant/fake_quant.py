@@ -24,6 +24,8 @@ callback as unmaintainable. These few modules use only maintained core ops.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -250,6 +252,24 @@ def prepare_qat(model: nn.Module, *, skip=(), quantize_output: bool = True, mome
     if quantize_output:
         qat_layers(model)[-1][1].enable_output_quant(momentum)
     return model
+
+
+def float_copy(model: nn.Module) -> nn.Module:
+    """A float copy of a (QAT-prepared) model: every QAT layer back to its plain nn.Linear / nn.Conv with
+    the same weights, no fake quantization: what the student computes without int8 rounding."""
+    out = copy.deepcopy(model)
+    for path, m in qat_layers(out):
+        if isinstance(m, QATLinear):
+            plain = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+        else:
+            cls = nn.Conv1d if isinstance(m, QATConv1d) else nn.Conv2d
+            plain = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                        dilation=m.dilation, groups=m.groups, bias=m.bias is not None)
+        plain.weight, plain.bias = m.weight, m.bias
+        plain.train(m.training)
+        parent_path, _, attr = path.rpartition(".")
+        setattr(out.get_submodule(parent_path) if parent_path else out, attr, plain)
+    return out
 
 
 def freeze_observers(model: nn.Module, frozen: bool = True) -> int:

@@ -23,9 +23,10 @@ LIGHTNING_KEYS = {"seed_everything", "trainer", "model", "data", "ckpt_path"}
 PROJECT_KEYS = {"run_dir", "logger", "export", "search", "after_fit"}
 # what decides the trained state: a resume must see the same values (compress.run.folder)
 TRAINING_KEYS = ("seed_everything", "trainer", "model", "data")
-EXPORT_KEYS = {"checkpoint", "onnx", "onnx_int8", "c", "c_int8", "profile", "input_shape", "runtimes", "dir"}
-_EXPORT_TYPES = {"checkpoint": str, "onnx": bool, "onnx_int8": bool, "c": bool, "c_int8": bool, "profile": bool,
-                 "input_shape": list, "runtimes": list, "dir": str}
+EXPORT_KEYS = {"checkpoint", "onnx", "onnx_int8", "c", "c_int8", "int8", "calibration_batches", "profile",
+               "input_shape", "runtimes", "dir"}
+_EXPORT_TYPES = {"checkpoint": str, "onnx": bool, "onnx_int8": bool, "c": bool, "c_int8": bool, "int8": str,
+                 "calibration_batches": int, "profile": bool, "input_shape": list, "runtimes": list, "dir": str}
 _FILE_KEYS = {"recipe"}  # init_args that must name an existing file (a nested recipe when it ends in .yaml)
 
 
@@ -113,10 +114,16 @@ def _validate(cfg: dict, path: Path, seen: set) -> dict:
             raise RecipeError(f"{path}: export.{k} must be {_EXPORT_TYPES[k].__name__}, got {v!r}")
     callbacks = (cfg.get("trainer") or {}).get("callbacks") or []
     has_qat = any(isinstance(c, dict) and str(c.get("class_path", "")).endswith("QATCallback") for c in callbacks)
+    if export.get("int8") not in (None, "qat", "ptq"):
+        raise RecipeError(f"{path}: export.int8 must be 'qat' or 'ptq', got {export['int8']!r}")
+    if export.get("int8") == "qat" and not has_qat:
+        raise RecipeError(f"{path}: export.int8 is 'qat' but trainer.callbacks has no compress.quant.QATCallback")
+    if "calibration_batches" in export and export["calibration_batches"] < 1:
+        raise RecipeError(f"{path}: export.calibration_batches must be >= 1, got {export['calibration_batches']}")
     for key in ("onnx_int8", "c_int8"):
-        if export.get(key) and not has_qat:
-            raise RecipeError(f"{path}: export.{key} needs a QAT-trained student: add "
-                              "compress.quant.QATCallback to trainer.callbacks")
+        if export.get(key) and not has_qat and export.get("int8") != "ptq":
+            raise RecipeError(f"{path}: export.{key} needs int8 scales: add compress.quant.QATCallback to "
+                              "trainer.callbacks (QAT), or set export.int8: ptq (post-training calibration)")
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and (not isinstance(ckpt, str) or not Path(ckpt).is_file()):
         raise RecipeError(f"{path}: ckpt_path: file not found: {ckpt}")

@@ -12,7 +12,7 @@ def export_run(args: list[str]) -> dict:
     student_file = prepared.run_dir / "student.pt"
     if not student_file.is_file():
         raise UserError(f"{student_file} not found: run 'python -m compress fit {prepared.path}' first")
-    from ..pipeline import export_student
+    from .export_section import export_student
     from ..prune import load_module
 
     with prepared.allowing():

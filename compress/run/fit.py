@@ -171,7 +171,7 @@ def _after_fit(cfg: dict, result: RunResult, folder: RunFolder) -> None:
     if export.get("checkpoint"):
         save_student(student, spec, Path(export["checkpoint"]))
     if any(export.get(k) for k in ("onnx", "onnx_int8", "c", "c_int8", "profile")):
-        from ..pipeline import export_student
+        from .export_section import export_student
 
         result.exported = export_student(student, result.datamodule, export, folder.path)
     for i, spec in enumerate(cfg.get("after_fit") or []):

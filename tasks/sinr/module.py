@@ -2,8 +2,9 @@
 
 Built on ``compress.distill.DistillationModule``; the teacher is an algorithm (WMMSE for power control,
 FPLinQ for D2D scheduling) passed to the ``Distiller`` as a plain callable, with the Distiller's
-teacher-output cache prefilled over the whole fixed training set in one batched call at the start of
-fitting (WMMSE is slow per call, fast per batch) and optionally kept on disk (``cache="path.pt"``).
+teacher-output cache prefilled over the whole fixed training set in large batched calls at the start of
+fitting (``prefill_cache``: WMMSE is slow per call, fast per batch) and optionally kept on disk
+(``cache="path.pt"``).
 
 Modes (``mode``):
 
@@ -174,23 +175,11 @@ class SINRModule(DistillationModule):
         with warnings.catch_warnings():  # the base class's save_hyperparameters sees our `teacher` argument
             warnings.filterwarnings("ignore", message=".*Attribute 'teacher' is an instance of `nn.Module`.*")
             super().__init__(student, distiller=distiller, task_loss=task_loss, lr=lr, weight_decay=weight_decay,
-                             lr_schedule=lr_schedule, optimizer=optimizer, input_key=input_key)
+                             lr_schedule=lr_schedule, optimizer=optimizer, input_key=input_key,
+                             prefill_cache=True)
         self.mode, self.problem, self.noise, self.gap_db = mode, problem, noise, gap_db
         self.history: list[tuple[int, float]] = []
         self._val_sum = self._val_ref = 0.0
-
-    def on_fit_start(self) -> None:
-        """Prefill the teacher cache over the whole training set: one batched teacher call per chunk."""
-        cache = self.distiller.cache
-        dm = getattr(self.trainer, "datamodule", None)
-        ds = getattr(dm, "train_set", None)
-        if cache is None or ds is None or not hasattr(ds, "x"):
-            return
-        n = len(ds)
-        for i in range(0, n, 5000):  # chunks bound the teacher's float64 working memory
-            idx = torch.arange(i, min(n, i + 5000))
-            self.distiller.teacher_output({"x": ds.x[idx], "index": idx})
-        cache.save()
 
     def _rates(self, x, p):
         return sum_rates(self.problem, x, p, self.noise, self.gap_db)

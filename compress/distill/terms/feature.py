@@ -43,6 +43,17 @@ class Feature(Term):
                 return
         self.connector = make_connector(self.connector_kind, s_dim, t_dim).to(student.device)
 
+    @property
+    def needs_build(self) -> bool:
+        """True while the connector waits for a first batch to learn the feature widths."""
+        return self.connector is None and self.connector_kind not in (None, "none", "identity")
+
+    def build_from_state(self, state: dict, prefix: str) -> None:
+        """Build the connector from a checkpoint's weights (before they are loaded into it)."""
+        w = state.get(f"{prefix}connector.weight")
+        if self.needs_build and w is not None:
+            self.connector = make_connector(self.connector_kind, int(w.shape[1]), int(w.shape[0])).to(w.device)
+
     def resize(self, student: torch.Tensor) -> bool:
         """Rebuild the connector if the student feature's width changed (e.g. after pruning);
         the teacher width is kept.  Returns True when a new connector was made."""
