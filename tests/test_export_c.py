@@ -156,7 +156,7 @@ def test_bad_arguments(tmp_path):
 
 def test_int8_with_a_float_layer_matches_and_onnx_agrees(tmp_path):
     from compress.export import run_onnx
-    from compress.quant import export_onnx_int8
+    from compress.export import export_onnx_int8
 
     torch.manual_seed(0)
     model = prepare_qat(mlp([12, 32, 32, 6]), skip=("4",))  # head kept in float

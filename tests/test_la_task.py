@@ -94,6 +94,8 @@ def test_multi_teacher_distillation_matches_teachers():
     m = LADistillModule(student, distiller=d, lr=5e-3)
     dm = LARolloutData(["macro_ped", "micro_ped"], teacher_of={"macro": 0, "micro": 1}, num_links=64,
                        rollout_tti=60, warmup_tti=10, batch_size=128, student_mix=0.5)
+    from compress.task import hand_policies
+    hand_policies(m, dm)  # the framework's runner does this before fitting a recipe
     pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, reload_dataloaders_every_n_epochs=1).fit(m, dm)
     assert len(dm.x) == 4 * 50 * 64  # DAgger aggregates every epoch's states

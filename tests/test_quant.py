@@ -12,12 +12,12 @@ from tests.helpers import mlp
 from onnx import numpy_helper
 
 from compress.export import UnsupportedLayerError, ort_session, run_onnx
+from compress.export import export_onnx_int8
 from compress.quant import (
     ActFakeQuant,
     QATCallback,
     QATConv1d,
     QATLinear,
-    export_onnx_int8,
     freeze_observers,
     int8_param_bytes,
     is_qat_prepared,

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..batch import batch_input
 from .cache import TeacherCache
 from .taps import Tap
 from .teachers import TeacherHandle, fingerprint
@@ -32,17 +33,6 @@ from compress.errors import UserError
 __all__ = ["Distiller", "batch_input"]
 
 TeacherSpec = nn.Module | Callable | str | Mapping[str, Any] | Sequence[Any] | None
-
-
-def batch_input(batch, key: str = "x"):
-    """The model input of a batch: ``batch[key]`` for dicts, ``batch[0]`` for tuples/lists."""
-    if isinstance(batch, Mapping):
-        if key not in batch:
-            raise UserError(f"batch has no input key '{key}' (keys: {', '.join(map(str, batch))})")
-        return batch[key]
-    if isinstance(batch, (tuple, list)):
-        return batch[0]
-    return batch
 
 
 def _resolve_teacher(name: str, spec: Any):

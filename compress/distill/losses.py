@@ -11,19 +11,10 @@ from typing import Callable, Mapping
 import torch
 from torch import nn
 
+from compress.batch import batch_target
 from compress.errors import UserError
 
 __all__ = ["TargetLoss", "as_task_loss", "batch_target"]
-
-
-def batch_target(batch, key: str = "y"):
-    if isinstance(batch, Mapping):
-        if key not in batch:
-            raise UserError(f"batch has no target key '{key}' (keys: {', '.join(map(str, batch))})")
-        return batch[key]
-    if isinstance(batch, (tuple, list)) and len(batch) > 1:
-        return batch[1]
-    raise UserError("the batch carries no target: use dict batches with a target key or (x, y) tuples")
 
 
 class TargetLoss(nn.Module):

@@ -32,7 +32,7 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
     from compress.export.c_export import export_c
     from compress.export.onnx_export import export_onnx
     from compress.quant.fake_quant import is_qat_prepared
-    from compress.quant.onnx_int8 import export_onnx_int8
+    from compress.export.onnx_int8 import export_onnx_int8
 
     auto = formats == "auto"
     if auto:

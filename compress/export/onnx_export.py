@@ -181,7 +181,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path, *, opset: i
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise UserError(f"export_onnx: opset must be an int in [{MIN_OPSET}, {MAX_OPSET}], got {opset!r}")
     if is_qat_prepared(model):
-        raise UserError("export_onnx: model is QAT-prepared; export it with compress.quant.export_onnx_int8")
+        raise UserError("export_onnx: model is QAT-prepared; export it with compress.export.export_onnx_int8")
     path = Path(path)
     if path.suffix != ".onnx":
         raise UserError(f"export_onnx: path must end in .onnx, got {path}")

@@ -6,7 +6,7 @@ TARGET is one of
 - a checkpoint (``.pt``/``.pth``/``.ckpt``) holding a module structure (written by
   ``compress.prune.save_module`` or by a fit with a ``PruningCallback``): loaded with
   ``torch.load(weights_only=True)`` and rebuilt from trusted classes only (``--trust PREFIX`` adds
-  module prefixes you trust; see compress.prune.serialize for the trust model);
+  module prefixes you trust; see compress.serialize for the trust model);
 - a recipe (``.yaml``/``.yml``): its student is built by the function registered with
   ``set_recipe_builder(fn)`` (``fn(path) -> nn.Module`` or ``(nn.Module, example_input)``); the
   framework CLI registers it.
@@ -72,7 +72,7 @@ def load_checkpoint_module(path: Path, trusted=()):
 
     import torch
 
-    from compress.prune.serialize import SPEC_KEY, module_from_checkpoint
+    from compress.serialize import SPEC_KEY, module_from_checkpoint
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -3,7 +3,7 @@
 Runtimes (names used everywhere, e.g. in tools/bench_latency.py's JSON):
     "torch-eager"       the nn.Module itself (saved with compress.prune.save_module, reloaded in the worker)
     "onnxruntime"       fp32 ONNX (compress.export.export_onnx), ORT with IOBinding, 1 thread
-    "onnxruntime-int8"  QDQ int8 ONNX (compress.quant.export_onnx_int8), same session settings
+    "onnxruntime-int8"  QDQ int8 ONNX (compress.export.export_onnx_int8), same session settings
     "c-export"          dependency-free C (compress.export.export_c), timed by a generated C harness
     "c-export-int8"     the same with int8 weights
 
@@ -118,7 +118,7 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
     workdir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     if runtime == "torch-eager":
-        from compress.prune.serialize import save_module
+        from compress.serialize import save_module
         path = workdir / "model.pt"
         try:
             save_module(model, path)
@@ -134,7 +134,7 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
         path = export_onnx(model, example_input, workdir / "model.onnx")
         return {"path": Path(path), "bytes": Path(path).stat().st_size}
     if runtime == "onnxruntime-int8":
-        from compress.quant import export_onnx_int8
+        from compress.export import export_onnx_int8
         qmodel, synthetic = qat_copy(model, example_input)
         path = export_onnx_int8(qmodel, example_input, workdir / "model_int8.onnx")
         out = {"path": Path(path), "bytes": Path(path).stat().st_size}

@@ -14,7 +14,7 @@ Design decisions
 - The iterative schedule interpolates the *budget* linearly from the first step's measurement to
   the final budget over ``steps`` steps, ``every_n_epochs`` apart, starting at ``start_epoch``.
 - Distiller taps are re-resolved after every step (``pl_module.distiller.refresh()``).
-- Checkpoints: every checkpoint gets the pruned module's structure (compress.prune.serialize), so a
+- Checkpoints: every checkpoint gets the pruned module's structure (compress.serialize), so a
   pruned ``.ckpt`` reloads without the original architecture (``compress.prune.load_module``), and
   resuming (``fit(ckpt_path=...)``) or testing from a pruned checkpoint reshapes the module in place
   just before Lightning loads the weights (through the module's ``on_load_checkpoint``).
@@ -30,7 +30,7 @@ from torch import nn
 
 from compress.optim import rebuild_optimizers
 from compress.prune.core import PruneResult, check_not_qat, count_params, interpolate_budgets, prune_model
-from compress.prune.serialize import _MODULE_INTERNALS, SPEC_KEY, module_from_checkpoint, module_spec, \
+from compress.serialize import _MODULE_INTERNALS, SPEC_KEY, module_from_checkpoint, module_spec, \
     spec_checkpoint_entry
 from compress.errors import UserError
 

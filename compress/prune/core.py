@@ -219,7 +219,7 @@ def _measure_fn(model, example_input, target_ratio, budget_params, budget_bytes,
     if name == "budget_bytes":
         fn = bytes_fn or (lambda m: 4 * count_params(m))
         return "bytes", float(value), fn
-    from compress.profile.latency import measure_latency  # deferred: profile imports prune
+    from compress.profile.latency import measure_latency  # deferred: loads onnx and onnxruntime
 
     def latency(m):
         return measure_latency(m, example_input, runtime=latency_runtime)["p50_us"]

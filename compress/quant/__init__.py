@@ -8,7 +8,6 @@ Public API (stable):
     freeze_observers(model, frozen=True)         # stop/restart the EMA min/max activation observers
     calibrate(model, batches, max_batches=None)  # observers record in eval mode (post-training calibration)
     float_copy(model) -> model                   # a float copy of a QAT model (same weights, no fake quant)
-    export_onnx_int8(qat_model, example_input, path) -> Path   # QDQ int8 ONNX executed by ORT int8 kernels
     int8_param_bytes(model) -> int               # int8 weights + fp32 scales + zero-points + int32 biases
     QATLinear, QATConv1d, QATConv2d, ActFakeQuant   # the modules themselves
 
@@ -30,7 +29,6 @@ from compress.quant.fake_quant import (
     prepare_qat,
 )
 from compress.quant.callback import QATCallback
-from compress.quant.onnx_int8 import export_onnx_int8
 
 __all__ = [
     "prepare_qat",
@@ -39,7 +37,6 @@ __all__ = [
     "calibrate",
     "float_copy",
     "QATCallback",
-    "export_onnx_int8",
     "int8_param_bytes",
     "QATLinear",
     "QATConv1d",

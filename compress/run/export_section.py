@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write_text
+from ..batch import batch_input
 from ..errors import UserError
 
 __all__ = ["export_student", "example_input", "calibration_batches"]
@@ -44,8 +45,6 @@ def example_input(student: nn.Module, datamodule, cfg: dict) -> torch.Tensor:
             raise UserError(f"export.input_shape must be positive integers, got {shape}")
         return torch.randn(*shape)
     if datamodule is not None:
-        from ..distill import batch_input
-
         datamodule.setup("fit")
         loader = datamodule.val_dataloader() or datamodule.train_dataloader()
         return batch_input(next(iter(loader)))[:1].float()
@@ -54,8 +53,6 @@ def example_input(student: nn.Module, datamodule, cfg: dict) -> torch.Tensor:
 
 def calibration_batches(datamodule, n: int):
     """The inputs of the first ``n`` training batches (post-training int8 calibration)."""
-    from ..distill import batch_input
-
     if datamodule is None:
         raise UserError("export.int8: ptq calibrates on training batches and needs the recipe's data section")
     out = []

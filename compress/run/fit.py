@@ -21,6 +21,7 @@ import torch
 
 from ..errors import RecipeError, UserError, first_line, is_user_error
 from ..recipe import Prepared, instantiate
+from ..task import deployable, hand_policies
 from .checkpoints import AtomicCheckpointIO, LastCheckpoint, non_finite, read_checkpoint
 from .folder import RunFolder
 from .guards import NonFiniteGuard
@@ -102,11 +103,6 @@ def _build_trainer(cfg: dict, folder: RunFolder, recipe: Path, seed: int):
         raise
 
 
-def _deployable(model) -> torch.nn.Module | None:
-    student = getattr(model, "student", None)
-    return student if isinstance(student, torch.nn.Module) else None
-
-
 def run(command: str, prepared: Prepared) -> RunResult:
     """Run ``fit`` | ``validate`` | ``test`` for a prepared recipe (see the module doc)."""
     if command not in ("fit", "validate", "test"):
@@ -125,6 +121,7 @@ def run(command: str, prepared: Prepared) -> RunResult:
         if "model" not in cfg:
             raise RecipeError(f"{recipe}: no 'model' section: a recipe needs model.class_path")
         model = instantiate(cfg["model"], "model")
+        hand_policies(model, datamodule)
         trainer = _build_trainer(cfg, folder, recipe, seed)
         if fresh:  # only now: a --fresh rerun whose recipe does not build keeps the previous run
             folder.start_over()
@@ -162,7 +159,7 @@ def _resume_point(command: str, prepared: Prepared, folder: RunFolder) -> str | 
 
 
 def _after_fit(cfg: dict, result: RunResult, folder: RunFolder) -> None:
-    student = _deployable(result.model)
+    student = deployable(result.model)
     if student is None:
         return
     spec = (cfg.get("model", {}).get("init_args", {}) or {}).get("student")

@@ -11,8 +11,9 @@ the states the student's own policy visits (a student that only saw teacher stat
 states it never learned, e.g. long NACK runs). States are aggregated over epochs (oldest dropped
 above ``max_states``). Needs ``Trainer(reload_dataloaders_every_n_epochs=1)``.
 
-Behaviour policies come from the LightningModule being trained (``student`` and its Distiller's
-teachers, in ``distiller.teacher_names`` order), so the data module has no teacher of its own.
+Behaviour policies are handed in by the framework before fitting (``set_policies(teachers, student)``,
+the ``compress.task.RolloutData`` protocol): the run's teachers in the distiller's order and the student
+being trained; the data module has no teacher of its own and never reads the trainer's module.
 """
 from __future__ import annotations
 
@@ -102,17 +103,20 @@ class LARolloutData(pl.LightningDataModule):
         self.batch_size, self.student_mix, self.max_states, self.seed = batch_size, student_mix, max_states, seed
         self.x = self.r = None
         self._epoch_done = -1
+        self.teachers, self.student = None, None
 
-    def _policies(self):
-        lm = self.trainer.lightning_module
-        d = lm.distiller
-        return [d.teacher(n) for n in d.teacher_names], lm.student
-
-    def _grow(self, epoch: int) -> None:
-        teachers, student = self._policies()
+    def set_policies(self, teachers, student) -> None:
+        """The rollout policies (``compress.task.RolloutData``): teachers in route order, and the student."""
         if self.route is not None and int(self.route.max()) >= len(teachers):
             raise UserError(f"teacher_of routes to teacher {int(self.route.max())} but the distiller has "
-                             f"{len(teachers)} teachers ({', '.join(self.trainer.lightning_module.distiller.teacher_names)})")
+                            f"{len(teachers)} teachers")
+        self.teachers, self.student = list(teachers), student
+
+    def _grow(self, epoch: int) -> None:
+        if self.teachers is None:
+            raise UserError("LARolloutData has no policies to roll out: the framework hands them over before "
+                            "fitting (compress.task.hand_policies(module, datamodule) from Python)")
+        teachers, student = self.teachers, self.student
         was = student.training
         student.eval()
         x, r = rollout_states(self.scenarios, teachers, self.route, self.num_links, self.rollout_tti,

@@ -58,7 +58,8 @@ def export_int8(student: torch.nn.Module, states: np.ndarray, out_dir: Path) -> 
     """Post-training int8: calibrate on ``states``, write ONNX int8 and C int8, profile both."""
     from compress.export import export_c
     from compress.profile import profile_artifact
-    from compress.quant import calibrate, export_onnx_int8, int8_param_bytes, prepare_qat
+    from compress.export import export_onnx_int8
+    from compress.quant import calibrate, int8_param_bytes, prepare_qat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     q = prepare_qat(copy.deepcopy(student).eval())
@@ -149,7 +150,7 @@ class DeployAndEvaluate:
         run_dir = Path(run_dir)
         student = module.student.eval()
         if datamodule.x is None:  # resumed run that did not train: make calibration states
-            datamodule._grow(0)
+            datamodule._grow(0)  # (the runner handed it the policies)
         deploy = export_int8(student, datamodule.x, run_dir / "artifacts")
         teachers = teacher_for(module.distiller, datamodule)
         print(f"[la] closed-loop evaluation on {len(TRAIN + HELDOUT)} scenarios ...", flush=True)

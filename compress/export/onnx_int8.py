@@ -187,7 +187,7 @@ def export_onnx_int8(qat_model: nn.Module, example_input: torch.Tensor | None, p
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
         g.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="compress.quant.export_onnx_int8")
+                              producer_name="compress.export.export_onnx_int8")
     proto.ir_version = helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
     proto.metadata_props.add(key="compress.format", value="qdq-int8")
     onnx.checker.check_model(proto, full_check=True)

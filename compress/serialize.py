@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..atomic import atomic_torch_save
+from .atomic import atomic_torch_save
 
 from compress.errors import UserError
 
