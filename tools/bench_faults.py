@@ -322,7 +322,7 @@ def fit_kills(work: Path, t: Tally, n: int, rng: random.Random) -> None:
             t.counts["resumed_equal"] += 1
         t.outcome(f"kill {i} {delay:.1f}s into training (checkpoint epoch {epoch})", same and (resumed or not had), "data_lost",
                   f"rerun exit {r.returncode}, {'resumed' if resumed else 'fresh'}, weights "
-                  f"{'equal' if same else 'DIFFER'}")
+                  f"{'equal' if same else 'DIFFER'}" + ("" if r.returncode == 0 else f"\n{r.stderr[-1500:]}"))
 
 
 def search_kills(work: Path, t: Tally, n: int, rng: random.Random) -> None:

@@ -6,7 +6,7 @@ batches) or ``batch[1]`` (tuples).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Callable
 
 import torch
 from torch import nn

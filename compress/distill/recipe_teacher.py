@@ -2,7 +2,7 @@
 
 ``RecipeTeacher("recipes/digits_teacher.yaml")`` looks for the cached student weights of that recipe
 (``cache/teachers/<stem>-<hash>.pt``; the hash covers the recipe text and every project source file its
-classes import, see ``compress.sources``).  If they are missing it runs
+classes import, see ``compress.distill.teacher_cache_key``).  If they are missing it runs
 ``python -m compress fit <recipe>`` in a child process (its progress bar shows; the child ends if this
 process dies), which saves the weights there; then it builds the recipe's student architecture and
 loads them with ``weights_only=True``.  Editing the teacher recipe, or code it runs (a simulator in
@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import RecipeError, UserError
 from ..recipe import any_class_allowed, instantiate, load_recipe
 from ..run.children import run_child
-from ..sources import recipe_sources, sources_digest
+from .teacher_cache_key import recipe_sources, sources_digest
 from .teachers import Checkpoint
 
 __all__ = ["RecipeTeacher", "teacher_cache_path"]

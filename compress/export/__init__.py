@@ -16,10 +16,10 @@ Public API (stable; other parts of the framework, e.g. compress.profile and tool
         every artifact (fp32 or int8 by whether the model is QAT-prepared) + manifest.json of exact bytes
 """
 
-from compress.export.chain import UnsupportedLayerError
+from compress.export.layer_chain import UnsupportedLayerError
 from compress.export.onnx_export import check_input, export_onnx, load_onnx, ort_session, run_onnx
 from compress.export.c_export import compile_c, export_c
-from compress.export.bundle import export_all
+from compress.export.artifacts import export_all
 from compress.export.onnx_int8 import export_onnx_int8
 
 

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from compress.export.chain import Step, UnsupportedLayerError, _label, trace_chain
+from compress.export.layer_chain import Step, UnsupportedLayerError, _label, trace_chain
 from compress.quant.fake_quant import ACT_QMAX, ACT_QMIN, ActFakeQuant, is_qat_prepared
 
 from compress.errors import UserError

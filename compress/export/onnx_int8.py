@@ -59,7 +59,7 @@ class _Graph:
 
 
 def _conv_attrs(m: nn.Module, path: str) -> dict:
-    from compress.export.chain import UnsupportedLayerError
+    from compress.export.layer_chain import UnsupportedLayerError
 
     nd = len(m.kernel_size)
     if isinstance(m.padding, str):
@@ -86,7 +86,7 @@ def export_onnx_int8(qat_model: nn.Module, example_input: torch.Tensor | None, p
     that is not QAT-prepared or whose observers saw no data, UnsupportedLayerError for layers outside
     Linear/Conv1d/Conv2d/ReLU/LeakyReLU/Tanh/Sigmoid/Identity/Dropout/Flatten.
     """
-    from compress.export.chain import UnsupportedLayerError, _label, trace_chain
+    from compress.export.layer_chain import UnsupportedLayerError, _label, trace_chain
     from compress.export.onnx_export import MAX_OPSET, run_onnx, ort_session
 
     if not isinstance(qat_model, nn.Module):

@@ -17,14 +17,12 @@ Design decisions
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
-from compress.export.c_export import read_io_sizes  # re-exported: the profiler reads C exports' sizes
+from compress.export.c_export import read_io_sizes  # noqa: F401 - re-exported: the profiler reads C exports' sizes
 from compress.profile.stats import SAMPLE_TARGET_US, summarize
 
-from compress.errors import UserError
 
 HARNESS = r"""
 #define _POSIX_C_SOURCE 199309L

@@ -1,5 +1,5 @@
 """``profile TARGET [--input-shape 1,16] [--runtimes ...] [--json]`` (``python -m compress profile``,
-``tools/profile.py``).
+``tools/profile_artifact.py``).
 
 TARGET is one of
 - an exported artifact: ``.onnx``, a C export directory (or its ``.c``/``.h``), a ``.so`` with its header;

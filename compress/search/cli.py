@@ -167,7 +167,7 @@ def write_reports(study, scfg, run_dir: Path) -> dict:
     trials = study.get_trials(deepcopy=False)
     write_trials_csv(study, run_dir / "trials.csv", scfg.objectives)
     entries = write_pareto_json(study, run_dir / "pareto.json", scfg.objectives, scfg.directions)
-    plot = plot_front(study, run_dir / "pareto.png", scfg.objectives, scfg.directions, scfg.metric,
+    plot_front(study, run_dir / "pareto.png", scfg.objectives, scfg.directions, scfg.metric,
                       {"max_bytes": scfg.max_bytes, "max_p99_us": scfg.max_p99_us})
     states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     rejected = sum(t.user_attrs.get("trained") is False for t in trials)

@@ -148,7 +148,6 @@ def final_check(artifact: str | Path, input_shape: list[int], *, max_bytes: floa
                 max_p99_us: float | None = None, timing_seconds: float = 0.2, repeats: int = 3) -> dict:
     """Bytes and fresh-process p99 of an exported artifact, and the limit check on them."""
     from compress.profile.latency import time_onnx
-    from compress.quant import is_qat_prepared  # noqa: F401  (import check: quant present)
 
     artifact = Path(artifact)
     runtime = "onnxruntime-int8" if artifact.stem.endswith("int8") else "onnxruntime"

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compress.export.chain import UnsupportedLayerError, example_input_for
+from compress.export.layer_chain import UnsupportedLayerError, example_input_for
 
 from compress.atomic import atomic_write_text
 from compress.errors import UserError
