@@ -3,6 +3,7 @@ their checkpointed state, teach a distilled student, export, and reject bad inpu
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 
@@ -260,7 +261,7 @@ def test_trained_actor_teaches_a_policy_term_student_and_exports(tmp_path):
 # ------------------------------------------------------------------------------------------ input
 def test_bad_input():
     q = nn.Linear(4, 4)
-    with pytest.raises(TypeError, match="gymnasium vector API"):
+    with pytest.raises(UserError, match="gymnasium vector API"):
         DQN(object(), q)
     with pytest.raises(ValueError, match="gamma"):
         DQN(ContextBandit(), q, gamma=1.0)
