@@ -24,6 +24,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from .errors import EnvError
+
 __all__ = ["MaskedBandit", "UserPermutations"]
 
 
@@ -33,9 +35,9 @@ class MaskedBandit(VectorEnv):
     def __init__(self, num_envs: int = 16, n_branches: int = 4, n_users: int = 5, p_valid: float = 0.7,
                  per_branch_reward: bool = False, invalid_reward: float = -1.0, seed: int | None = None):
         if int(num_envs) < 1 or int(n_branches) < 1 or int(n_users) < 1:
-            raise ValueError(f"num_envs, n_branches, n_users must be >= 1, got {num_envs}, {n_branches}, {n_users}")
+            raise EnvError(f"num_envs, n_branches, n_users must be >= 1, got {num_envs}, {n_branches}, {n_users}")
         if not 0.0 < p_valid <= 1.0:
-            raise ValueError(f"p_valid must be in (0, 1], got {p_valid}")
+            raise EnvError(f"p_valid must be in (0, 1], got {p_valid}")
         self.num_envs, self.n_branches, self.n_users = int(num_envs), int(n_branches), int(n_users)
         self.p_valid, self.per_branch_reward, self.invalid_reward = float(p_valid), bool(per_branch_reward), float(invalid_reward)
         self.obs_dim = self.n_users * (1 + self.n_branches)
@@ -84,7 +86,7 @@ class MaskedBandit(VectorEnv):
     def step(self, actions):
         a = np.asarray(actions, dtype=np.int64).reshape(self.num_envs, self.n_branches)
         if (a < 0).any() or (a >= self.n_users).any():
-            raise ValueError(f"actions must be in [0, {self.n_users}), got {a.min()}..{a.max()}")
+            raise EnvError(f"actions must be in [0, {self.n_users}), got {a.min()}..{a.max()}")
         v = np.take_along_axis(self.values(), a[..., None], -1)[..., 0]
         ok = np.take_along_axis(self.mask, a[..., None], -1)[..., 0]
         r_branch = np.where(ok, v, self.invalid_reward)
@@ -118,7 +120,7 @@ class UserPermutations:
 
     def __init__(self, n_branches: int = 4, n_users: int = 5, n_perm: int = 1, seed: int = 0):
         if int(n_perm) < 1:
-            raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+            raise EnvError(f"n_perm must be >= 1, got {n_perm}")
         self.n_branches, self.n_users, self.n_perm = int(n_branches), int(n_users), int(n_perm)
         self._rng = np.random.default_rng(seed)
 

@@ -1,6 +1,8 @@
 """compress.rl plumbing: replay (uniform, prioritized), GAE, rollout storage, the collector's autoreset modes."""
 import numpy as np
 import pytest
+
+from compress.errors import UserError
 import torch
 
 from compress.rl import Collector, GymVectorEnv, PrioritizedReplay, ReplayBuffer, RolloutStorage, gae
@@ -157,7 +159,7 @@ def test_collector_masks_and_state_round_trip():
     assert all((c2.step(picks)["obs"] == o).all() for o in nxt)
     with pytest.raises(ValueError, match=r"info\['action_mask'\] has shape"):
         Collector(MaskedBandit(4, n_branches=2, n_users=3), n_actions=5).reset()
-    with pytest.raises(TypeError, match="gymnasium vector API"):
+    with pytest.raises(UserError, match="gymnasium vector API"):
         Collector(object())
 
 

@@ -28,6 +28,7 @@ from ..distill import LeanHooks
 from .collector import Collector
 from .envs import branch_sizes, check_vector_env
 from .policies import Branches, greedy
+from ..errors import UserError
 
 __all__ = ["RLModule", "output_size"]
 
@@ -61,14 +62,14 @@ class RLModule(LeanHooks, pl.LightningModule):
                  reward_scale: float, mask_key: str | None, steps_per_epoch: int) -> None:
         check_vector_env(env)
         if not isinstance(student, nn.Module):
-            raise TypeError(f"student must be an nn.Module (the actor / Q-network), got {type(student).__name__}")
+            raise UserError(f"student must be an nn.Module (the actor / Q-network), got {type(student).__name__}")
         if int(steps_per_epoch) < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+            raise UserError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
         sizes = branch_sizes(env, branches)
         if sizes is None:
             n = output_size(student)
             if n is None:
-                raise ValueError("cannot tell the action branches: the env has no single_action_space and the "
+                raise UserError("cannot tell the action branches: the env has no single_action_space and the "
                                  "student no final nn.Linear; pass branches=[...]")
             sizes = [n]
         self.branches = Branches(sizes)

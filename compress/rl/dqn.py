@@ -33,6 +33,7 @@ from .envs import VectorEnv
 from .losses import double_dqn_target, q_taken
 from .policies import epsilon_greedy
 from .replay import ReplayBuffer
+from ..errors import UserError
 
 __all__ = ["DQN"]
 
@@ -47,18 +48,18 @@ class DQN(RLModule):
                  mask_key: Optional[str] = "action_mask", seed: int = 0):
         super().__init__()
         if not 0.0 <= gamma < 1.0:
-            raise ValueError(f"gamma must be in [0, 1), got {gamma}")
+            raise UserError(f"gamma must be in [0, 1), got {gamma}")
         if not 0.0 < tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {tau}")
+            raise UserError(f"tau must be in (0, 1], got {tau}")
         if loss not in ("huber", "mse"):
-            raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
+            raise UserError(f"loss must be 'huber' or 'mse', got {loss!r}")
         if not 0.0 <= eps_end <= eps_start <= 1.0:
-            raise ValueError(f"need 0 <= eps_end <= eps_start <= 1, got {eps_start}, {eps_end}")
+            raise UserError(f"need 0 <= eps_end <= eps_start <= 1, got {eps_start}, {eps_end}")
         self.save_hyperparameters(ignore=["env", "student"])
         self.setup_rl(env, student, branches, seed, reward_scale, mask_key, steps_per_epoch)
         self.target = copy.deepcopy(student).requires_grad_(False)
         if lr_end is not None and not 0.0 <= lr_end <= lr:
-            raise ValueError(f"lr_end must be in [0, lr={lr}], got {lr_end}")
+            raise UserError(f"lr_end must be in [0, lr={lr}], got {lr_end}")
         self.gamma, self.lr, self.tau, self.double = float(gamma), float(lr), float(tau), bool(double)
         self.lr_end = lr_end
         self.batch_size, self.loss_kind, self.grad_clip = int(batch_size), loss, float(grad_clip)

@@ -27,6 +27,7 @@ from .envs import VectorEnv
 from .losses import q_taken, quantile_huber_loss, sac_soft_value
 from .policies import MaskedCategorical
 from .sacd import SACD
+from ..errors import UserError
 
 __all__ = ["DSACD"]
 
@@ -42,9 +43,9 @@ class DSACD(SACD):
                  max_grad_norm: float = 0.0, reward_scale: float = 1.0, branches: Optional[Sequence[int]] = None,
                  mask_key: Optional[str] = "action_mask", steps_per_epoch: int = 1000, seed: int = 0):
         if int(n_quantiles) < 1:
-            raise ValueError(f"n_quantiles must be >= 1, got {n_quantiles}")
+            raise UserError(f"n_quantiles must be >= 1, got {n_quantiles}")
         if kappa <= 0:
-            raise ValueError(f"kappa must be > 0, got {kappa}")
+            raise UserError(f"kappa must be > 0, got {kappa}")
         super().__init__(env, student, critic, critic2, gamma=gamma, actor_lr=actor_lr, critic_lr=critic_lr,
                          alpha_lr=alpha_lr, batch_size=batch_size, buffer_size=buffer_size,
                          warmup_env_steps=warmup_env_steps, env_steps_per_update=env_steps_per_update, tau=tau,
@@ -60,7 +61,7 @@ class DSACD(SACD):
         out = net(obs)
         want = self.branches.total * self.n_quantiles
         if out.shape[-1] != want:
-            raise ValueError(f"DSACD critic outputs {out.shape[-1]} values per sample; {self.branches.total} actions x "
+            raise UserError(f"DSACD critic outputs {out.shape[-1]} values per sample; {self.branches.total} actions x "
                              f"{self.n_quantiles} quantiles need {want}")
         return out.reshape(out.shape[0], self.branches.total, self.n_quantiles)
 

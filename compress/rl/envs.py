@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
+from ..errors import UserError
 
 __all__ = ["VectorEnv", "check_vector_env", "branch_sizes", "autoreset_mode", "final_next_obs",
            "env_mask", "final_mask", "GymVectorEnv"]
@@ -38,11 +39,11 @@ def check_vector_env(env: Any, who: str = "env") -> None:
     """TypeError naming the first missing member of the vector-env API."""
     for name in ("num_envs", "reset", "step"):
         if not hasattr(env, name):
-            raise TypeError(f"{who} must have the gymnasium vector API (num_envs, reset, step); "
+            raise UserError(f"{who} must have the gymnasium vector API (num_envs, reset, step); "
                             f"{type(env).__name__} has no '{name}'")
     mode = autoreset_mode(env)
     if mode not in (SAME_STEP, NEXT_STEP):
-        raise ValueError(f"{who}: autoreset_mode {mode!r} is not supported (use SameStep or NextStep)")
+        raise UserError(f"{who}: autoreset_mode {mode!r} is not supported (use SameStep or NextStep)")
 
 
 def autoreset_mode(env: Any) -> str:
@@ -56,7 +57,7 @@ def branch_sizes(env: Any, branches: Sequence[int] | None = None) -> list[int] |
     if branches is not None:
         sizes = [int(b) for b in branches]
         if not sizes or any(b < 1 for b in sizes):
-            raise ValueError(f"branches must be a non-empty list of sizes >= 1, got {list(branches)}")
+            raise UserError(f"branches must be a non-empty list of sizes >= 1, got {list(branches)}")
         return sizes
     space = getattr(env, "single_action_space", None)
     if space is None:
@@ -64,11 +65,11 @@ def branch_sizes(env: Any, branches: Sequence[int] | None = None) -> list[int] |
     if hasattr(space, "nvec"):
         nvec = np.asarray(space.nvec)
         if nvec.ndim != 1:
-            raise ValueError(f"env.single_action_space: MultiDiscrete must be 1-D, got shape {nvec.shape}")
+            raise UserError(f"env.single_action_space: MultiDiscrete must be 1-D, got shape {nvec.shape}")
         return [int(n) for n in nvec]
     if hasattr(space, "n"):
         return [int(space.n)]
-    raise TypeError(f"env.single_action_space must be Discrete or MultiDiscrete, got {type(space).__name__}")
+    raise UserError(f"env.single_action_space must be Discrete or MultiDiscrete, got {type(space).__name__}")
 
 
 def final_next_obs(next_obs: np.ndarray, info: dict) -> tuple[np.ndarray, np.ndarray | None]:
@@ -94,7 +95,7 @@ def env_mask(info: dict, key: str | None, shape: tuple[int, int]) -> np.ndarray 
         return None
     mask = np.asarray(info[key], dtype=bool)
     if mask.shape != shape:
-        raise ValueError(f"info['{key}'] has shape {mask.shape}, expected {shape} (num_envs, sum of branch sizes)")
+        raise UserError(f"info['{key}'] has shape {mask.shape}, expected {shape} (num_envs, sum of branch sizes)")
     return mask
 
 
@@ -121,11 +122,11 @@ class GymVectorEnv(SyncVectorEnv):
         import gymnasium as gym
 
         if int(num_envs) < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+            raise UserError(f"num_envs must be >= 1, got {num_envs}")
         try:
             gym.spec(env_id)
         except Exception as exc:  # gymnasium raises its own NameNotFound / VersionNotFound
-            raise ValueError(f"env_id: unknown Gymnasium env '{env_id}' ({exc})") from None
+            raise UserError(f"env_id: unknown Gymnasium env '{env_id}' ({exc})") from None
         kwargs = dict(env_kwargs or {})
         super().__init__([lambda: gym.make(env_id, **kwargs) for _ in range(int(num_envs))],
                          autoreset_mode=AutoresetMode.SAME_STEP)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .collector import Collector
+from ..errors import UserError
 
 __all__ = ["evaluate_policy"]
 
@@ -22,7 +23,7 @@ def evaluate_policy(policy: Callable, env: Any, episodes: int = 10, seed: int = 
                     max_steps: int = 10_000_000) -> dict:
     """``{"mean_return", "std_return", "episodes", "env_steps"}``."""
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise UserError(f"episodes must be >= 1, got {episodes}")
     c = Collector(env, n_actions, 1.0, mask_key, seed)
     per = math.ceil(episodes / c.num_envs)
     got: list[list[float]] = [[] for _ in range(c.num_envs)]

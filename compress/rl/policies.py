@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from ..errors import UserError
 
 __all__ = ["Branches", "MaskedCategorical", "greedy", "epsilon_greedy"]
 
@@ -31,7 +32,7 @@ class Branches:
     def __init__(self, sizes: Sequence[int]):
         self.sizes = [int(s) for s in sizes]
         if not self.sizes or any(s < 1 for s in self.sizes):
-            raise ValueError(f"branch sizes must be >= 1, got {list(sizes)}")
+            raise UserError(f"branch sizes must be >= 1, got {list(sizes)}")
         self.n, self.total, self.width = len(self.sizes), sum(self.sizes), max(self.sizes)
         self.equal = len(set(self.sizes)) == 1
         offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
@@ -46,7 +47,7 @@ class Branches:
 
     def check(self, flat: torch.Tensor, what: str = "network output") -> None:
         if flat.dim() < 2 or flat.shape[1] != self.total:
-            raise ValueError(f"{what} has {flat.shape[1] if flat.dim() > 1 else 'no'} entries per sample, the branches {self.sizes} "
+            raise UserError(f"{what} has {flat.shape[1] if flat.dim() > 1 else 'no'} entries per sample, the branches {self.sizes} "
                              f"need {self.total}")
 
     def view(self, flat: torch.Tensor, fill: float = 0.0) -> torch.Tensor:

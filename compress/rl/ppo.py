@@ -41,6 +41,7 @@ from .losses import expert_jsd, ppo_clip_loss, ppo_value_loss
 from .policies import MaskedCategorical
 from .replay import ReplayBuffer
 from .rollout import RolloutStorage, gae
+from ..errors import UserError
 
 __all__ = ["PPO"]
 
@@ -58,22 +59,22 @@ class PPO(RLModule):
                  mask_key: Optional[str] = "action_mask", steps_per_epoch: int = 10, seed: int = 0):
         super().__init__()
         if not 0.0 <= gamma <= 1.0 or not 0.0 <= gae_lambda <= 1.0:
-            raise ValueError(f"gamma and gae_lambda must be in [0, 1], got {gamma}, {gae_lambda}")
+            raise UserError(f"gamma and gae_lambda must be in [0, 1], got {gamma}, {gae_lambda}")
         if not 0.0 < clip < 1.0:
-            raise ValueError(f"clip must be in (0, 1), got {clip}")
+            raise UserError(f"clip must be in (0, 1), got {clip}")
         if int(update_epochs) < 1 or int(minibatch_size) < 1:
-            raise ValueError(f"update_epochs and minibatch_size must be >= 1, got {update_epochs}, {minibatch_size}")
+            raise UserError(f"update_epochs and minibatch_size must be >= 1, got {update_epochs}, {minibatch_size}")
         if expert is not None and expert_info_key is not None:
-            raise ValueError("give either expert (a callable) or expert_info_key, not both")
+            raise UserError("give either expert (a callable) or expert_info_key, not both")
         if expert is not None and not callable(expert):
-            raise TypeError(f"expert must be callable (obs, mask) -> actions, got {type(expert).__name__}")
+            raise UserError(f"expert must be callable (obs, mask) -> actions, got {type(expert).__name__}")
         if augment is not None and not callable(augment):
-            raise TypeError(f"augment must be callable (batch dict) -> list of dicts, got {type(augment).__name__}")
+            raise UserError(f"augment must be callable (batch dict) -> list of dicts, got {type(augment).__name__}")
         self.save_hyperparameters(ignore=["env", "student", "critic", "expert", "augment"])
         self.automatic_optimization = False
         self.setup_rl(env, student, branches, seed, reward_scale, mask_key, steps_per_epoch)
         if self.collector.next_step:
-            raise ValueError("PPO needs an env with same-step autoreset (metadata['autoreset_mode'] = SameStep), "
+            raise UserError("PPO needs an env with same-step autoreset (metadata['autoreset_mode'] = SameStep), "
                              "e.g. compress.rl.GymVectorEnv or SyncVectorEnv(..., autoreset_mode=SAME_STEP)")
         self.critic = critic
         self.rollout_steps, self.gamma, self.gae_lambda = int(rollout_steps), float(gamma), float(gae_lambda)
@@ -102,7 +103,7 @@ class PPO(RLModule):
             extras["expert_act"] = np.asarray(self.expert(obs, mask), dtype=np.int64).reshape(act.shape)
         elif self.expert_info_key is not None:
             if self.expert_info_key not in self.collector.info:
-                raise ValueError(f"expert_info_key '{self.expert_info_key}' is not in the env's info")
+                raise UserError(f"expert_info_key '{self.expert_info_key}' is not in the env's info")
             extras["expert_act"] = np.asarray(self.collector.info[self.expert_info_key], np.int64).reshape(act.shape)
         return act.numpy(), extras
 
@@ -146,7 +147,7 @@ class PPO(RLModule):
         copies = list(self.augment(batch))
         for c in copies:
             if set(c) != set(batch) or any(len(c[k]) != len(batch[k]) for k in batch):
-                raise ValueError("augment must return copies with the same keys and rows as its input")
+                raise UserError("augment must return copies with the same keys and rows as its input")
         return copies
 
     # ---------------------------------------------------------------------------------- 4. update

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .replay import ReplayBuffer
+from ..errors import UserError
 
 __all__ = ["SumTree", "PrioritizedReplay"]
 
@@ -57,9 +58,9 @@ class PrioritizedReplay(ReplayBuffer):
     def __init__(self, capacity: int, alpha: float = 0.6, eps: float = 1e-6):
         super().__init__(capacity)
         if alpha < 0:
-            raise ValueError(f"PER alpha must be >= 0, got {alpha}")
+            raise UserError(f"PER alpha must be >= 0, got {alpha}")
         if eps <= 0:
-            raise ValueError(f"PER eps must be > 0, got {eps}")
+            raise UserError(f"PER eps must be > 0, got {eps}")
         self.alpha, self.eps = float(alpha), float(eps)
         self.tree = SumTree(self.capacity)
         self.max_priority = 1.0   # of |delta| + eps, before the exponent
@@ -75,7 +76,7 @@ class PrioritizedReplay(ReplayBuffer):
 
     def sample(self, n: int, rng: np.random.Generator, beta: float = 1.0) -> dict[str, torch.Tensor]:
         if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
+            raise UserError("cannot sample from an empty replay buffer")
         total = self.tree.total
         prefix = (np.arange(n) + rng.random(n)) * (total / n)
         idx = np.minimum(self.tree.find(np.minimum(prefix, np.nextafter(total, 0.0))), self.size - 1)
@@ -89,9 +90,9 @@ class PrioritizedReplay(ReplayBuffer):
         idx = np.asarray(idx.cpu() if torch.is_tensor(idx) else idx, dtype=np.int64)
         p = np.asarray(td_abs.detach().cpu() if torch.is_tensor(td_abs) else td_abs, dtype=np.float64) + self.eps
         if p.shape != idx.shape:
-            raise ValueError(f"update_priorities: {p.shape[0] if p.ndim else 0} priorities for {len(idx)} indices")
+            raise UserError(f"update_priorities: {p.shape[0] if p.ndim else 0} priorities for {len(idx)} indices")
         if not np.isfinite(p).all():
-            raise ValueError("update_priorities: priorities must be finite (a NaN/inf TD error?)")
+            raise UserError("update_priorities: priorities must be finite (a NaN/inf TD error?)")
         self.tree.set(idx, p ** self.alpha)
         self.max_priority = max(self.max_priority, float(p.max()))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from ..errors import UserError
 
 __all__ = ["ReplayBuffer"]
 
@@ -19,7 +20,7 @@ __all__ = ["ReplayBuffer"]
 class ReplayBuffer:
     def __init__(self, capacity: int):
         if int(capacity) < 1:
-            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+            raise UserError(f"replay capacity must be >= 1, got {capacity}")
         self.capacity, self.size, self.pos = int(capacity), 0, 0
         self.data: dict[str, np.ndarray] = {}
 
@@ -35,17 +36,17 @@ class ReplayBuffer:
         batch = {k: np.asarray(v) for k, v in batch.items()}
         sizes = {len(v) for v in batch.values()}
         if len(sizes) != 1:
-            raise ValueError(f"replay add: keys have different numbers of rows {({k: len(v) for k, v in batch.items()})}")
+            raise UserError(f"replay add: keys have different numbers of rows {({k: len(v) for k, v in batch.items()})}")
         n = sizes.pop()
         if n > self.capacity:
-            raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
+            raise UserError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
         if not self.data:
             self._allocate(batch)
         if set(batch) != set(self.data):
-            raise ValueError(f"replay add: keys {sorted(batch)} differ from the buffer's {sorted(self.data)}")
+            raise UserError(f"replay add: keys {sorted(batch)} differ from the buffer's {sorted(self.data)}")
         for key, value in batch.items():
             if value.shape[1:] != self.data[key].shape[1:]:
-                raise ValueError(f"replay add: '{key}' rows have shape {value.shape[1:]}, the buffer holds "
+                raise UserError(f"replay add: '{key}' rows have shape {value.shape[1:]}, the buffer holds "
                                  f"{self.data[key].shape[1:]}")
         idx = (self.pos + np.arange(n)) % self.capacity
         for key, value in batch.items():
@@ -56,7 +57,7 @@ class ReplayBuffer:
 
     def sample(self, n: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         if self.size == 0:
-            raise ValueError("cannot sample from an empty replay buffer")
+            raise UserError("cannot sample from an empty replay buffer")
         return self.gather(rng.integers(0, self.size, n))
 
     def gather(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
@@ -71,7 +72,7 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         if int(state["capacity"]) != self.capacity:
-            raise ValueError(f"checkpointed replay capacity {state['capacity']} differs from {self.capacity}")
+            raise UserError(f"checkpointed replay capacity {state['capacity']} differs from {self.capacity}")
         self.size, self.pos = int(state["size"]), int(state["pos"])
         self.data = {}
         for key, rows in state["data"].items():

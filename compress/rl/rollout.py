@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from ..errors import UserError
 
 __all__ = ["RolloutStorage", "gae"]
 
@@ -23,7 +24,7 @@ def gae(rew: torch.Tensor, value: torch.Tensor, done: torch.Tensor, last_value: 
     ``delta_t = r_t + gamma * V_{t+1} * (1 - d_t) - V_t``, ``A_t = delta_t + gamma * lam * (1 - d_t) * A_{t+1}``,
     ``R_t = A_t + V_t`` (the value target J-hat of the seed's Eq. 7)."""
     if not (rew.shape == value.shape == done.shape):
-        raise ValueError(f"gae: rew {tuple(rew.shape)}, value {tuple(value.shape)} and done {tuple(done.shape)} "
+        raise UserError(f"gae: rew {tuple(rew.shape)}, value {tuple(value.shape)} and done {tuple(done.shape)} "
                          "must have the same shape")
     adv = torch.zeros_like(rew)
     last = torch.zeros_like(last_value)
@@ -39,7 +40,7 @@ def gae(rew: torch.Tensor, value: torch.Tensor, done: torch.Tensor, last_value: 
 class RolloutStorage:
     def __init__(self, steps: int, num_envs: int):
         if int(steps) < 1:
-            raise ValueError(f"rollout steps must be >= 1, got {steps}")
+            raise UserError(f"rollout steps must be >= 1, got {steps}")
         self.steps, self.num_envs, self.t = int(steps), int(num_envs), 0
         self.data: dict[str, np.ndarray] = {}
 
@@ -49,14 +50,14 @@ class RolloutStorage:
 
     def add(self, step: dict) -> None:
         if self.full:
-            raise ValueError("rollout storage is full: read it and clear() it first")
+            raise UserError("rollout storage is full: read it and clear() it first")
         for key, value in step.items():
             value = np.asarray(value)
             if value.shape[0] != self.num_envs:
-                raise ValueError(f"rollout add: '{key}' has {value.shape[0]} rows, expected num_envs={self.num_envs}")
+                raise UserError(f"rollout add: '{key}' has {value.shape[0]} rows, expected num_envs={self.num_envs}")
             if key not in self.data:
                 if self.t:
-                    raise ValueError(f"rollout add: key '{key}' appeared mid-rollout")
+                    raise UserError(f"rollout add: key '{key}' appeared mid-rollout")
                 self.data[key] = np.zeros((self.steps, *value.shape), dtype=value.dtype)
             self.data[key][self.t] = value
         self.t += 1

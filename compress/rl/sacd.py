@@ -36,6 +36,7 @@ from .losses import q_taken, sac_actor_loss, sac_alpha_loss, sac_soft_value, tar
 from .policies import MaskedCategorical, epsilon_greedy
 from .prioritized import PrioritizedReplay
 from .replay import ReplayBuffer
+from ..errors import UserError
 
 __all__ = ["SACD", "fresh_copy"]
 
@@ -60,15 +61,15 @@ class SACD(RLModule):
                  mask_key: Optional[str] = "action_mask", steps_per_epoch: int = 1000, seed: int = 0):
         super().__init__()
         if not 0.0 <= gamma < 1.0:
-            raise ValueError(f"gamma must be in [0, 1), got {gamma}")
+            raise UserError(f"gamma must be in [0, 1), got {gamma}")
         if not 0.0 < tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {tau}")
+            raise UserError(f"tau must be in (0, 1], got {tau}")
         if init_alpha <= 0:
-            raise ValueError(f"init_alpha must be > 0, got {init_alpha}")
+            raise UserError(f"init_alpha must be > 0, got {init_alpha}")
         if not 0.0 <= target_entropy_beta <= 1.0:
-            raise ValueError(f"target_entropy_beta must be in [0, 1] (a fraction of log|A|), got {target_entropy_beta}")
+            raise UserError(f"target_entropy_beta must be in [0, 1] (a fraction of log|A|), got {target_entropy_beta}")
         if not 0.0 <= per_beta0 <= 1.0:
-            raise ValueError(f"per_beta0 must be in [0, 1], got {per_beta0}")
+            raise UserError(f"per_beta0 must be in [0, 1], got {per_beta0}")
         self.save_hyperparameters(ignore=["env", "student", "critic", "critic2"])
         self.automatic_optimization = False
         self.setup_rl(env, student, branches, seed, reward_scale, mask_key, steps_per_epoch)

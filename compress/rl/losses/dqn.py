@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..policies import Branches, greedy
+from ...errors import UserError
 
 __all__ = ["q_taken", "double_dqn_target"]
 
@@ -32,7 +33,7 @@ def double_dqn_target(rew: torch.Tensor, done: torch.Tensor, gamma: float, branc
     if gamma == 0:
         return target.expand(rew.shape[0], branches.n) if branches.n > 1 else target
     if next_q_target is None or (double and next_q_online is None):
-        raise ValueError("gamma > 0 needs next_q_target (and next_q_online for double DQN)")
+        raise UserError("gamma > 0 needs next_q_target (and next_q_online for double DQN)")
     if double:
         a = greedy(next_q_online, branches, next_mask)
         nv = q_taken(next_q_target, a, branches)

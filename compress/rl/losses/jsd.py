@@ -15,6 +15,7 @@ import math
 import torch
 
 from ..policies import Branches, MaskedCategorical
+from ...errors import UserError
 
 __all__ = ["expert_jsd"]
 
@@ -30,7 +31,7 @@ def expert_jsd(logits: torch.Tensor, expert: torch.Tensor, branches: Branches, m
         q = q / q.sum(-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
     else:
         if expert.shape != (logits.shape[0], branches.n):
-            raise ValueError(f"expert actions have shape {tuple(expert.shape)}, expected {(logits.shape[0], branches.n)}")
+            raise UserError(f"expert actions have shape {tuple(expert.shape)}, expected {(logits.shape[0], branches.n)}")
         q = torch.zeros_like(p).scatter_(-1, expert.long().unsqueeze(-1), 1.0)
     q = q.detach()
     tiny = torch.finfo(p.dtype).tiny

@@ -14,6 +14,7 @@ prescribes.
 from __future__ import annotations
 
 import torch
+from ...errors import UserError
 
 __all__ = ["quantile_midpoints", "quantile_huber_loss"]
 
@@ -26,10 +27,10 @@ def quantile_midpoints(n: int, device=None, dtype=torch.float32) -> torch.Tensor
 def quantile_huber_loss(pred: torch.Tensor, target: torch.Tensor, kappa: float = 1.0) -> torch.Tensor:
     """``pred (..., N)`` quantiles, ``target (..., M)`` samples (no gradient taken through it) -> ``(...)``."""
     if pred.shape[:-1] != target.shape[:-1]:
-        raise ValueError(f"quantile_huber_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must "
+        raise UserError(f"quantile_huber_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must "
                          "agree on all but the last dimension")
     if kappa <= 0:
-        raise ValueError(f"kappa must be > 0, got {kappa}")
+        raise UserError(f"kappa must be > 0, got {kappa}")
     u = target.detach().unsqueeze(-2) - pred.unsqueeze(-1)                    # (..., N, M)
     abs_u = u.abs()
     huber = torch.where(abs_u <= kappa, 0.5 * u * u, kappa * (abs_u - 0.5 * kappa))
