@@ -174,6 +174,18 @@ class LinkAdaptationEnv(VectorEnv):
         """10%-BLER effective SINR per link and MCS (dB), shape (num_links, n_mcs), for baselines."""
         return self._thr_k[self.scn]
 
+    def mcs_bler(self, eff_sinr_db) -> np.ndarray:
+        """TB BLER of every MCS at an effective SINR (dB) per link, shape (num_links, n_mcs).
+
+        The same table and grid rounding that ``step`` uses for the HARQ draw: an inner loop that
+        picks "the highest MCS with BLER <= target" from it (OLLA, Sionna's ILLA) sees the env's
+        own BLER model."""
+        x = np.clip(np.asarray(eff_sinr_db, dtype=np.float64).reshape(-1), SNR_LO_DB, SNR_HI_DB)
+        if x.shape != (self.num_links,):
+            raise ValueError(f"mcs_bler: expected one SINR per link ({self.num_links}), got shape {x.shape}")
+        g = np.rint((x - SNR_LO_DB) / SNR_STEP_DB).astype(np.int64)
+        return self._bler[self.scn[:, None], np.arange(self.n_mcs)[None, :], g[:, None]]
+
     def cqi_sinr_db(self) -> np.ndarray:
         """SINR (dB) a link's latest CQI vouches for: the CQI's 10%-BLER point (CQI 0: -10 dB)."""
         return np.where(self.cqi > 0, self._cqi_thr[np.maximum(self.cqi - 1, 0)], -10.0)
