@@ -107,7 +107,7 @@ def test_lower_init_picks_lower_mcs():
 
 
 def test_tune_olla_returns_the_best_of_its_grid():
-    kw = dict(num_links=64, n_tti=80, warmup_tti=20)
+    kw = dict(links_per_point=64, n_tti=80, warmup_tti=20)
     out = tune_olla("micro_veh", seeds=(1,), steps_db=(0.5, 2.0), inits_db=(-6.0, 0.0), **kw)
     assert len(out["grid"]) == 4
     best = max(out["grid"], key=lambda g: g["throughput"])
@@ -115,3 +115,26 @@ def test_tune_olla_returns_the_best_of_its_grid():
     assert out["params"] == {k: best[k] for k in ("bler_target", "step_up_db", "delta_init_db")}
     # the grid points really differ (a -6 dB start costs throughput in 80 TTIs)
     assert len({round(g["throughput"], 6) for g in out["grid"]}) == 4
+
+
+def test_per_link_settings_act_like_one_olla_per_setting():
+    """The vectorized OLLA of tune_olla: links with setting c decide exactly as OLLA(c) would."""
+    env = LinkAdaptationEnv([WIDE], num_links=90, episode_len=40, seed=4)
+    obs, _ = env.reset(seed=4)
+    settings = [(0.1, 0.5, 0.0), (0.2, 1.0, -2.0), (0.3, 2.0, 2.0)]
+    c = np.arange(90) % 3
+    vec = OLLA(*(np.array([s[i] for s in settings])[c] for i in range(3)))
+    single = [OLLA(*s) for s in settings]
+    vec.reset(env)
+    for o in single:
+        o.reset(env)
+    for _ in range(120):                                   # episodes of 40 TTIs: resets are exercised
+        m = vec.select_mcs(env)
+        for k, o in enumerate(single):
+            np.testing.assert_array_equal(m[c == k], o.select_mcs(env)[c == k])
+        obs, r, term, trunc, info = env.step(env.mcs_to_action(m))
+        vec.update(info, trunc)
+        for o in single:
+            o.update(info, trunc)
+    for k, o in enumerate(single):
+        np.testing.assert_allclose(vec.delta[c == k], o.delta[c == k])

@@ -58,7 +58,7 @@ print(best)
 # the BLER target is in the grid because, without HARQ combining, 10% is not always the best OLLA: measured on
 # rural_700_hst (250 km/h, CQI 20 TTIs old) a 30% target gives +17% throughput over the best 10% setting
 OLLA_GRID = dict(steps_db=(0.25, 0.5, 1.0, 2.0), inits_db=(-2.0, 0.0, 2.0), targets=(0.1, 0.2, 0.3))
-TUNE_LINKS = 256
+TUNE_LINKS = 512                # links per grid point (the whole grid runs in one env)
 _TUNE_SOURCES = ("envs/link_adaptation.py", "envs/bler.py", "envs/scenarios.py", "envs/nr.py",
                  "tasks/link_adaptation/olla.py", "tasks/link_adaptation/evaluate.py")
 
@@ -76,7 +76,7 @@ def tuned_olla(scenarios, n_tti: int, retune: bool = False, log=print) -> dict:
         return cached["params"]
     t0, params = time.time(), {}
     for s in scenarios:
-        out = tune_olla(s, seeds=TUNING_SEEDS, num_links=TUNE_LINKS, n_tti=n_tti, **OLLA_GRID)
+        out = tune_olla(s, seeds=TUNING_SEEDS, links_per_point=TUNE_LINKS, n_tti=n_tti, **OLLA_GRID)
         params[s] = out["params"]
         log(f"[olla] {s}: best of {len(out['grid'])} settings on seeds {TUNING_SEEDS}: {out['params']} "
             f"({out['throughput']:.2f} Mbit/s; {time.time() - t0:.0f} s)")
