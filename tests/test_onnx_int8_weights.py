@@ -7,7 +7,8 @@ from onnx import numpy_helper
 
 from compress.export import ort_session, run_onnx
 from compress.export.onnx_export import is_weight_only_int8
-from compress.quant import export_onnx_int8, prepare_qat
+from compress.export import export_onnx_int8
+from compress.quant import prepare_qat
 from compress.quant.fake_quant import weight_qparams
 from tests.helpers import mlp
 

@@ -28,6 +28,8 @@ import itertools
 
 import numpy as np
 
+from compress.errors import UserError
+
 __all__ = ["OLLA", "tune_olla", "STEP_GRID_DB", "INIT_GRID_DB", "TUNING_SEEDS"]
 
 STEP_GRID_DB = (0.25, 0.5, 1.0, 2.0)          # step_up (NACK) sizes; step_down follows from the target
@@ -41,11 +43,11 @@ class OLLA:
     def __init__(self, bler_target=0.1, step_up_db=0.5, delta_init_db=0.0, delta_max_db: float = 20.0):
         target, step, init = (np.asarray(v, dtype=np.float64) for v in (bler_target, step_up_db, delta_init_db))
         if not ((target > 0.0) & (target < 1.0)).all():
-            raise ValueError(f"OLLA: bler_target must be in (0, 1), got {bler_target}")
+            raise UserError(f"OLLA: bler_target must be in (0, 1), got {bler_target}")
         if not (step > 0).all():
-            raise ValueError(f"OLLA: step_up_db must be > 0, got {step_up_db}")
+            raise UserError(f"OLLA: step_up_db must be > 0, got {step_up_db}")
         if delta_max_db <= 0 or (np.abs(init) > delta_max_db).any():
-            raise ValueError(f"OLLA: need delta_max_db > 0 and |delta_init_db| <= delta_max_db, got "
+            raise UserError(f"OLLA: need delta_max_db > 0 and |delta_init_db| <= delta_max_db, got "
                              f"delta_max_db={delta_max_db}, delta_init_db={delta_init_db}")
         scalar = lambda a: float(a) if a.ndim == 0 else a
         self.bler_target, self.step_up, self.delta_init = scalar(target), scalar(step), scalar(init)
@@ -89,9 +91,9 @@ def tune_olla(scenario: str, seeds=TUNING_SEEDS, steps_db=STEP_GRID_DB, inits_db
     from envs.scenarios import get_scenario
 
     if not len(seeds):
-        raise ValueError("tune_olla: seeds must be a non-empty list")
+        raise UserError("tune_olla: seeds must be a non-empty list")
     if n_tti <= warmup_tti:
-        raise ValueError(f"tune_olla: n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
+        raise UserError(f"tune_olla: n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
     points = list(itertools.product(targets, steps_db, inits_db))
     n = len(points) * int(links_per_point)
     point = np.arange(n) % len(points)
