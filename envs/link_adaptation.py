@@ -115,6 +115,7 @@ class LinkAdaptationEnv(VectorEnv):
         self._lmax = lmax
         self._rng = np.random.default_rng(seed)
         self._needs_reset = True
+        self._first_ok: dict = {}
 
     # -- helpers ------------------------------------------------------------------------------------
     def _cn(self, m: int):
@@ -175,6 +176,52 @@ class LinkAdaptationEnv(VectorEnv):
     def mcs_thr10_db(self) -> np.ndarray:
         """10%-BLER effective SINR per link and MCS (dB), shape (num_links, n_mcs), for baselines."""
         return self._thr_k[self.scn]
+
+    def _grid_index(self, eff_sinr_db) -> np.ndarray:
+        x = np.clip(np.asarray(eff_sinr_db, dtype=np.float64).reshape(-1), SNR_LO_DB, SNR_HI_DB)
+        if x.shape != (self.num_links,):
+            raise EnvError(f"expected one SINR per link ({self.num_links}), got shape {x.shape}")
+        return np.rint((x - SNR_LO_DB) / SNR_STEP_DB).astype(np.int64)
+
+    def mcs_bler(self, eff_sinr_db) -> np.ndarray:
+        """TB BLER of every MCS at an effective SINR (dB) per link, shape (num_links, n_mcs).
+
+        The same table and grid rounding that ``step`` uses for the HARQ draw: an inner loop that
+        picks "the highest MCS with BLER <= target" from it (OLLA, Sionna's ILLA) sees the env's
+        own BLER model."""
+        g = self._grid_index(eff_sinr_db)
+        k, m, n = self._bler.shape
+        base = (self.scn[:, None] * m + np.arange(m)[None, :]) * n
+        return self._bler.reshape(-1).take(base + g[:, None])
+
+    def mcs_meets_target(self, eff_sinr_db, bler_target) -> np.ndarray:
+        """``mcs_bler(eff_sinr_db) <= bler_target`` (target scalar or per link), shape (num_links, n_mcs),
+        without the lookup: the tables are monotone in SINR, so each (scenario, MCS, target) has a first
+        grid index from which the target is met, computed once per target."""
+        g = self._grid_index(eff_sinr_db)
+        t = np.asarray(bler_target, dtype=np.float64)
+        key = float(t) if t.ndim == 0 else t.tobytes()
+        first = self._first_ok.get(key)
+        if first is None:
+            if t.ndim == 0:
+                first = self._first_ok_table(float(t))[self.scn]
+            else:
+                if t.shape != (self.num_links,):
+                    raise EnvError(f"bler_target: expected a number or one per link ({self.num_links}), "
+                                     f"got shape {t.shape}")
+                first = np.empty((self.num_links, self.n_mcs), dtype=np.int64)
+                for v in np.unique(t):
+                    sel = t == v
+                    first[sel] = self._first_ok_table(float(v))[self.scn[sel]]
+            if len(self._first_ok) > 16:
+                self._first_ok.clear()
+            self._first_ok[key] = first
+        return g[:, None] >= first
+
+    def _first_ok_table(self, target: float) -> np.ndarray:
+        """(scenarios, n_mcs): first grid index whose BLER is <= target (grid length if never)."""
+        ok = self._bler <= target
+        return np.where(ok.any(axis=2), ok.argmax(axis=2), ok.shape[2])
 
     def cqi_sinr_db(self) -> np.ndarray:
         """SINR (dB) a link's latest CQI vouches for: the CQI's 10%-BLER point (CQI 0: -10 dB)."""

@@ -200,3 +200,37 @@ def test_power_mlp_exports_to_onnx_with_its_deployed_decision(tmp_path, decision
         assert torch.equal(got, want)
     else:
         assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_sorted_mlp_is_permutation_equivariant_like_wmmse():
+    """sort_users: relabelling the users relabels the MLP's powers, as it relabels WMMSE's."""
+    torch.manual_seed(0)
+    m = PowerMLP(6, hidden=(32, 16), sort_users=True).eval()
+    H = gaussian_ic(6, 32, seed=5)
+    perm = torch.randperm(6, generator=torch.Generator().manual_seed(1))
+    Hp = H[:, perm][:, :, perm]
+    with torch.no_grad():
+        torch.testing.assert_close(m(Hp), m(H)[:, perm])
+    torch.testing.assert_close(wmmse(Hp), wmmse(H)[:, perm], atol=1e-6, rtol=1e-5)
+    # the MLP sees the channel in descending direct-gain order: its net gets H[order][:, order]
+    order = torch.argsort(torch.diagonal(H, dim1=-2, dim2=-1), -1, descending=True)
+    Hs = torch.stack([H[b][order[b]][:, order[b]] for b in range(len(H))])
+    with torch.no_grad():
+        z = m.net((Hs.reshape(32, -1) - m.in_mean) / m.in_std)
+        want = torch.empty_like(z).scatter_(1, order, z)
+        torch.testing.assert_close(m.logits(H), want)
+    unsorted = PowerMLP(6, hidden=(32, 16)).eval()
+    unsorted.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(unsorted(Hp), unsorted(H)[:, perm])
+
+
+def test_sorted_mlp_exports_to_onnx(tmp_path):
+    from compress.export import export_onnx, run_onnx
+    torch.manual_seed(0)
+    m = PowerMLP(6, hidden=(32, 16), in_mean=0.886, in_std=0.463, decision="binary", sort_users=True)
+    H = gaussian_ic(6, 64, seed=3)
+    got = torch.from_numpy(run_onnx(export_onnx(m, H[:4], tmp_path / "sorted.onnx"), H.numpy()))
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(got, m(H))

@@ -56,11 +56,18 @@ def load_onnx(path) -> onnx.ModelProto:
     return model
 
 
+def is_weight_only_int8(model: onnx.ModelProto) -> bool:
+    """True for the weight-only int8 files of ``export_onnx_int8(..., activations="float")``."""
+    return any(p.key == "compress.format" and p.value == "int8-weights" for p in model.metadata_props)
+
+
 def ort_session(path, threads: int = 1, *, optimization: str = "all", optimized_model_filepath=None):
     """An ONNX Runtime CPU session as deployed: ``threads`` intra-op threads, 1 inter-op, sequential.
 
     ``optimization``: "disable" | "basic" | "extended" | "all". ``optimized_model_filepath``: where ORT
     writes the graph after its optimizations (use it to see which kernels run, e.g. QGemm for int8).
+    A weight-only int8 file (metadata ``compress.format = int8-weights``, see ``compress.export.onnx_int8``)
+    is opened with ``session.disable_quant_qdq = 1`` so that its int8 weights are folded to float at load.
     """
     import onnxruntime as ort
 
@@ -72,8 +79,10 @@ def ort_session(path, threads: int = 1, *, optimization: str = "all", optimized_
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     if optimization not in levels:
         raise UserError(f"ort_session: optimization must be one of {sorted(levels)}, got {optimization!r}")
-    load_onnx(path)  # clear errors for missing / non-ONNX files
+    proto = load_onnx(path)  # clear errors for missing / non-ONNX files
     so = ort.SessionOptions()
+    if is_weight_only_int8(proto):
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -4,6 +4,8 @@ Runtimes (names used everywhere, e.g. in tools/bench_latency.py's JSON):
     "torch-eager"       the nn.Module itself (saved with compress.prune.save_module, reloaded in the worker)
     "onnxruntime"       fp32 ONNX (compress.export.export_onnx), ORT with IOBinding, 1 thread
     "onnxruntime-int8"  QDQ int8 ONNX (compress.export.export_onnx_int8), same session settings
+    "onnxruntime-int8w" weight-only int8 ONNX (export_onnx_int8(..., activations="float")): int8 weights on
+                        disk, folded to float by ORT at load (faster than QDQ for students this small)
     "c-export"          dependency-free C (compress.export.export_c), timed by a generated C harness
     "c-export-int8"     the same with int8 weights
 
@@ -32,7 +34,7 @@ from compress.errors import UserError
 __all__ = ["RUNTIMES", "build_artifact", "time_onnx", "time_torch_file", "time_c_export", "measure_latency",
            "worker_env", "qat_copy"]
 
-RUNTIMES = ("torch-eager", "onnxruntime", "onnxruntime-int8", "c-export", "c-export-int8")
+RUNTIMES = ("torch-eager", "onnxruntime", "onnxruntime-int8", "onnxruntime-int8w", "c-export", "c-export-int8")
 
 
 def worker_env() -> dict:
@@ -133,10 +135,12 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
         from compress.export import export_onnx
         path = export_onnx(model, example_input, workdir / "model.onnx")
         return {"path": Path(path), "bytes": Path(path).stat().st_size}
-    if runtime == "onnxruntime-int8":
+    if runtime in ("onnxruntime-int8", "onnxruntime-int8w"):
         from compress.export import export_onnx_int8
         qmodel, synthetic = qat_copy(model, example_input)
-        path = export_onnx_int8(qmodel, example_input, workdir / "model_int8.onnx")
+        weights_only = runtime.endswith("w")
+        name = "model_int8w.onnx" if weights_only else "model_int8.onnx"
+        path = export_onnx_int8(qmodel, example_input, workdir / name, activations="float" if weights_only else "int8")
         out = {"path": Path(path), "bytes": Path(path).stat().st_size}
         if synthetic:
             out["note"] = "int8 artifacts built from an uncalibrated QAT copy: size/speed exact, accuracy not"

@@ -132,7 +132,8 @@ def profile_model(model: nn.Module, example_input, *, runtimes=DEFAULT_RUNTIMES,
                 prof.errors[rt] = _one_line(exc)
                 continue
             if art.get("bytes") is not None:
-                key = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx-int8"}.get(rt, rt)
+                key = {"onnxruntime": "onnx", "onnxruntime-int8": "onnx-int8",
+                       "onnxruntime-int8w": "onnx-int8w"}.get(rt, rt)
                 prof.bytes[key] = int(art["bytes"])
             if art.get("note") and art["note"] not in prof.notes:
                 prof.notes.append(art["note"])
@@ -188,10 +189,11 @@ def profile_artifact(path, input_shape=None, *, runtimes=None, seconds: float = 
         model = load_onnx_checked(path)
         shape = check_onnx_input(model, input_shape, str(path))
         layers = onnx_layers(model, shape)
-        int8 = onnx_is_int8(model)
-        rt = "onnxruntime-int8" if int8 else "onnxruntime"
+        from compress.export.onnx_export import is_weight_only_int8
+        int8 = onnx_is_int8(model) or is_weight_only_int8(model)
+        rt = ("onnxruntime-int8w" if is_weight_only_int8(model) else "onnxruntime-int8") if int8 else "onnxruntime"
         prof = Profile(str(path), shape, sum(x.params for x in layers), sum(x.macs for x in layers), layers)
-        prof.bytes["onnx-int8" if int8 else "onnx"] = path.stat().st_size
+        prof.bytes[{"onnxruntime": "onnx", "onnxruntime-int8": "onnx-int8"}.get(rt, "onnx-int8w")] = path.stat().st_size
         init_bytes = sum(len(t.raw_data) if t.raw_data else 0 for t in model.graph.initializer)
         if init_bytes:
             prof.bytes["int8_params" if int8 else "fp32_params"] = init_bytes

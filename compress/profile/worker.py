@@ -10,6 +10,8 @@ pre-allocated OrtValues, then ``run_with_iobinding``) or ``run`` (``sess.run`` w
 pre-allocated numpy input).  Measured on this machine for a 16-64-64-28 MLP, IOBinding is faster
 (see ``ORT_DEFAULT_MODE``), so it is the default; ``--ort-mode run`` keeps the other for comparison.
 The torch runtime is not imported for ONNX timings, so the worker starts in ~0.2 s.
+A weight-only int8 file (``compress.format = int8-weights``) gets ``session.disable_quant_qdq = 1``, as
+``compress.export.ort_session`` gives it: ONNX Runtime folds its int8 weights to float at load.
 """
 from __future__ import annotations
 
@@ -74,6 +76,9 @@ def _ort_call(path: str, shape: list[int], mode: str):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    if sess.get_modelmeta().custom_metadata_map.get("compress.format") == "int8-weights":
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     outs = sess.run(None, {inp.name: x})
@@ -109,7 +114,8 @@ def _torch_call(path: str, shape: list[int], trusted: list[str]):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m compress.profile.worker")
-    ap.add_argument("--runtime", required=True, choices=["torch-eager", "onnxruntime", "onnxruntime-int8"])
+    ap.add_argument("--runtime", required=True, choices=["torch-eager", "onnxruntime", "onnxruntime-int8",
+                                                            "onnxruntime-int8w"])
     ap.add_argument("--target", required=True)
     ap.add_argument("--input-shape", required=True)
     ap.add_argument("--seconds", type=float, default=0.4)

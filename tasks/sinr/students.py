@@ -6,7 +6,13 @@ and return powers ``(B, K)`` in ``[0, pmax]`` through a sigmoid, so every output
 * ``PowerMLP``: ``K^2 -> 200 -> 80 -> 80 -> K`` with ReLU (Sun et al. 2018), input the flattened amplitudes,
   optionally standardised by fixed ``in_mean`` / ``in_std`` (measured: without it, sum-rate-trained MLPs
   often saturate at full power, 50% of WMMSE at K = 10; with the Rayleigh mean/std, ~70-80%).
-  Fixed K: it must be trained per network size.
+  Fixed K: it must be trained per network size. ``sort_users=True`` orders the users by direct gain
+  ``|h_kk|`` (descending) before the MLP and puts its outputs back in the original order. WMMSE is
+  permutation-equivariant (relabelling the users relabels its powers), so the sorted MLP learns one
+  canonical ordering instead of all K! of them: measured, supervised at K = 20 (200k channels x 5 epochs)
+  96.6% of WMMSE sorted vs 88.8% in Sun et al.'s order, at K = 30 (500k x 5) 95.9% vs 85.0% (10 epochs).
+  The sort is K log K comparisons and two gathers next to the MLP's K^2 x 200 MACs; it exports to ONNX
+  (TopK + GatherElements + ScatterElements).
 * ``PowerGNN``: message passing over the complete interference graph, written in plain torch (dense
   ``(B, K, K, d)`` edge tensors are cheap at these sizes; torch_geometric would add a heavy dependency for no
   speed gain). Node ``i`` starts from its direct gain; the message from ``j`` to ``i`` sees ``j``'s state, its
@@ -46,8 +52,10 @@ class PowerMLP(nn.Module):
     (``decision="binary"``: on/off powers ``{0, pmax}`` in eval mode)."""
 
     def __init__(self, K: int = 10, hidden: tuple[int, ...] = (200, 80, 80), pmax: float = 1.0,
-                 in_mean: float = 0.0, in_std: float = 1.0, output: str = "sigmoid", decision: str = "soft"):
+                 in_mean: float = 0.0, in_std: float = 1.0, output: str = "sigmoid", decision: str = "soft",
+                 sort_users: bool = False):
         super().__init__()
+        self.sort_users = bool(sort_users)
         if K < 2:
             raise UserError(f"PowerMLP: K must be >= 2, got {K}")
         if output not in ("sigmoid", "clip"):
@@ -80,7 +88,14 @@ class PowerMLP(nn.Module):
 
     def logits(self, H: torch.Tensor) -> torch.Tensor:
         H = _check_input(H, self.K, "PowerMLP")
-        return self.net((H.reshape(H.shape[0], -1) - self.in_mean) / self.in_std)
+        if not self.sort_users:
+            return self.net((H.reshape(H.shape[0], -1) - self.in_mean) / self.in_std)
+        order = torch.argsort(torch.diagonal(H, dim1=-2, dim2=-1), dim=-1, descending=True)     # (B, K)
+        B, K = order.shape
+        rows = H.gather(1, order.unsqueeze(-1).expand(B, K, K))
+        Hs = rows.gather(2, order.unsqueeze(1).expand(B, K, K))                                # H[order][:, order]
+        zs = self.net((Hs.reshape(B, -1) - self.in_mean) / self.in_std)
+        return torch.empty_like(zs).scatter_(1, order, zs)
 
     def forward(self, H: torch.Tensor) -> torch.Tensor:
         z = self.logits(H)
