@@ -28,6 +28,7 @@ from envs.scheduler.channel import bmm
 from envs.scheduler.link import LinkTables
 
 _BEAMS = antenna.typei_beams()                                      # (256, 16)
+_BEAMS_T = np.ascontiguousarray(_BEAMS.T)
 _L_OF, _M_OF = np.divmod(np.arange(len(_BEAMS)), antenna.O2 * antenna.N2)
 
 
@@ -73,7 +74,7 @@ def measure(h: np.ndarray, p_rbg: np.ndarray, in_rbg: np.ndarray, tab: LinkTable
     # wideband beam: maximise b^H R b, R = sum over RBGs, Rx and polarizations of X^H X
     xs = x.reshape(n, M * 8, 16)
     R = bmm(np.conj(np.swapaxes(xs, 1, 2)), xs)                      # (n, 16, 16)
-    RB = bmm(R, np.broadcast_to(_BEAMS.T, (n, 16, len(_BEAMS))))    # (n, 16, 256)
+    RB = bmm(R, _BEAMS_T)                                             # (n, 16, 256)
     metric = (np.conj(_BEAMS.T)[None] * RB).sum(1).real
     b1 = np.argmax(metric, axis=1)                                     # (n,)
     y = bmm(xs, _BEAMS[b1][:, :, None]).reshape(n, M, 4, 2)           # (n, M, 4, 2)
