@@ -95,12 +95,19 @@ def test_csi_reports_are_type1_and_differential_cqi(env1):
     assert set(np.unique(env1.rank)) <= {1, 2} and (env1.rank == 2).any()
     d = env1.cqi_sb - env1.cqi_wb[:, None]
     assert d.min() >= -1 and d.max() <= 2 and env1.cqi_wb.max() <= 15
-    w = env1.pmi                                                        # (U, M, 32, 2)
+    w = np.swapaxes(env1.pmi_t[:-1], 2, 3)                             # (U, M, 32, 2)
     gram = np.conj(np.swapaxes(w, 2, 3)) @ w
     one = env1.rank == 1
     np.testing.assert_allclose(gram[~one][..., [0, 1], [0, 1]], 1.0, atol=1e-5)
     np.testing.assert_allclose(np.abs(gram[~one][..., 0, 1]), 0.0, atol=1e-5)   # rank-2 layers orthogonal
     assert np.abs(w[one][..., 1]).max() == 0.0
+    # the scheduler's Gram from the Type-I structure equals V^H V of the candidates' reported precoders
+    sets, cand = env1.sets, env1.cand
+    e, m = 4, 7
+    cu = cand[e][cand[e] >= 0]
+    V = np.concatenate([w[u, m][:, :env1.rank[u]] for u in cu], axis=1)
+    idx = np.concatenate([[2 * i + k for k in range(env1.rank[u])] for i, u in enumerate(cu)])
+    np.testing.assert_allclose(sets.K[e, m][np.ix_(idx, idx)], np.conj(V.T) @ V, atol=1e-5)
 
 
 def test_rewards_eq_20_21_and_greedy_indicator_by_hand():
@@ -117,6 +124,11 @@ def test_rewards_eq_20_21_and_greedy_indicator_by_hand():
     v = lambda d, a: state.greedy_indicator(np.array([d]), np.ones((1, len(d)), bool), np.array([a]))[0]
     assert v([2.0, 1.0], 0) == 1.0 and v([2.0, 1.0], 1) == -1.0 and v([2.0, 1.0], 2) == -1.0
     assert v([-1.0, -2.0], 2) == 1.0 and v([-1.0, -2.0], 0) == -1.0
+    rng = np.random.default_rng(0)                                      # the env's one-pass version agrees
+    d, ok, a = rng.normal(size=(50, 6)), rng.random((50, 6)) > 0.3, rng.integers(0, 7, 50)
+    r2, v2, _ = state.decision_rewards(d, ok, a)
+    np.testing.assert_array_equal(r2, state.reward_pf(d, ok, a))
+    np.testing.assert_array_equal(v2, state.greedy_indicator(d, ok, a))
 
 
 def test_ppo_rewards_are_p_times_v_then_k_times_v():

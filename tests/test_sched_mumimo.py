@@ -110,28 +110,27 @@ def test_true_sinr_of_a_single_ue_is_the_mrc_formula():
     G = np.zeros((1, 32, 4), np.complex64)
     G[0, :, :2] = g
     p, n0 = 0.5, 0.3
-    s = mumimo.true_sinr(G, np.array([p]), H, np.zeros((1, 4, 0), np.complex64), np.zeros((1, 0, 32, 4), np.complex64),
-                         np.zeros((1, 0)), np.array([[0, 1]]), np.array([n0]))
+    none = (np.zeros((1, 4, 0), np.complex64), np.zeros((1, 0, 32, 4), np.complex64), np.zeros((1, 0)))
+    s = mumimo.true_sinr(H @ G, np.array([p]), *none, np.array([[0, 1]]), np.array([n0]))
     h1, h2 = H[0] @ g[:, 0], H[0] @ g[:, 1]
     e1, e2, c = np.vdot(h1, h1).real, np.vdot(h2, h2).real, abs(np.vdot(h1, h2)) ** 2
     want = [p * e1 / (p * c / e1 + n0), p * e2 / (p * c / e2 + n0)]
     np.testing.assert_allclose(s[0], want, rtol=1e-4)
     # one layer only (the rank-1 UE's second slot is an empty column): SINR = p ||H g||^2 / n0
     G[0, :, 1] = 0.0
-    s1 = mumimo.true_sinr(G, np.array([p]), H, np.zeros((1, 4, 0), np.complex64), np.zeros((1, 0, 32, 4), np.complex64),
-                          np.zeros((1, 0)), np.array([[0, -1]]), np.array([n0]))
+    s1 = mumimo.true_sinr(H @ G, np.array([p]), *none, np.array([[0, -1]]), np.array([n0]))
     assert s1[0, 0] == pytest.approx(p * e1 / n0, rel=1e-4) and s1[0, 1] == 0.0
 
 
 def test_true_sinr_counts_other_cells_through_their_precoders():
     rng = np.random.default_rng(3)
     c = lambda *s: (rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(np.complex64)
-    H, Hi = c(1, 4, 32), c(1, 4, 64)                                        # 2 interfering cells
+    H, Hi = c(1, 4, 32), c(1, 4, 64)                                        # 2 interfering cells side by side
     G = np.zeros((1, 32, 2), np.complex64)
     G[0, :, 0] = (H[0, 0].conj() / np.linalg.norm(H[0, 0]))
     Gi = c(1, 2, 32, 2)
     p, pi, n0 = 1.0, np.array([[0.7, 0.2]]), 0.1
-    s = mumimo.true_sinr(G, np.array([p]), H, Hi, Gi, pi, np.array([[0, -1]]), np.array([n0]))
+    s = mumimo.true_sinr(H @ G, np.array([p]), Hi, Gi, pi, np.array([[0, -1]]), np.array([n0]))
     f = H[0] @ G[0, :, 0]
     interf = sum(pi[0, k] * np.sum(np.abs(f.conj() @ Hi[0, :, 32 * k:32 * (k + 1)] @ Gi[0, k]) ** 2) for k in range(2))
     fn = np.vdot(f, f).real

@@ -23,21 +23,22 @@ import torch
 
 
 def _t(x: np.ndarray) -> torch.Tensor:
-    if not (x.flags.c_contiguous and x.flags.writeable):
+    if not x.flags.writeable or any(st < 0 for st in x.strides):        # torch wants writable, positive strides
         x = np.array(x, order="C", copy=True)
     return torch.from_numpy(x)
 
 
 def bmm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Batched (broadcasting) matmul of two numpy arrays (..., n, k) @ (..., k, m) through torch, which is
-    2-3x faster than numpy's for stacks of small complex matrices on this CPU; no copies of contiguous
-    inputs."""
+    2-3x faster than numpy's for stacks of small complex matrices on this CPU; strided views (transposes)
+    go in without copies."""
     return torch.matmul(_t(a), _t(b)).numpy()
 
 
 class LinkChannels:
     """Channels (complex64, 4 Rx x 32 ports) of every UE's spatial links on every RBG m: ``H_srv[u, m]`` to
-    the serving cell, ``H_int[u, m]`` (4, K x 32) to the K strongest other cells side by side, from the
+    the serving cell, ``H_int[u, m, :, 32 k : 32 (k + 1)]`` to the k-th strongest other cell (side by side,
+    so that one matmul gives a combiner's view of all of them), from the
     cluster arrays of :class:`envs.scheduler.deployment.Drop` (UEs of several drops concatenated).
 
     ``update(ues, t)`` re-synthesises the given UEs' links at time ``t`` (seconds).
@@ -61,17 +62,17 @@ class LinkChannels:
         (len(ues), S', M, 4, 32) complex64."""
         ues = np.asarray(ues, dtype=np.int64)
         tt = np.broadcast_to(np.asarray(t, np.float64), ues.shape)[:, None, None, None]
-        ph = (self._dop[ues][:, links] * tt).astype(np.float32)
+        ph = (self._dop[ues, links] * tt).astype(np.float32)
         rot = (np.cos(ph) + 1j * np.sin(ph)).astype(np.complex64)                 # (n, S', C, R)
-        g = (rot[..., None, :] @ self._coef[ues][:, links])[..., 0, :]              # (n, S', C, 8)
-        a = self._a[ues][:, links]                                                   # (n, S', C, 16)
+        g = (rot[..., None, :] @ self._coef[ues, links])[..., 0, :]                 # (n, S', C, 8)
+        a = self._a[ues, links]                                                      # (n, S', C, 16)
         clus = (g[..., :, None] * a[..., None, :]).reshape(*g.shape[:3], 128)       # (n, S', C, 128)
-        h = bmm(self._F[ues][:, links], clus)                                        # (n, S', M, 128)
+        h = bmm(self._F[ues, links], clus)                                           # (n, S', M, 128)
         return h.reshape(*h.shape[:3], 4, 32)
 
     def update(self, ues: np.ndarray, t) -> None:
         """Hold the channels of ``ues`` sampled at time(s) ``t`` (scalar or per UE, seconds)."""
         if len(ues):
-            h = np.transpose(self.synthesize(ues, t), (0, 2, 3, 1, 4))              # (n, M, 4, S, 32)
-            self.H_srv[ues] = h[:, :, :, 0]
-            self.H_int[ues] = h[:, :, :, 1:].reshape(*h.shape[:3], -1)
+            h = self.synthesize(ues, t)                                              # (n, S, M, 4, 32)
+            self.H_srv[ues] = h[:, 0]
+            self.H_int[ues] = np.transpose(h[:, 1:], (0, 2, 3, 1, 4)).reshape(len(ues), h.shape[2], 4, -1)

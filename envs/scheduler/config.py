@@ -46,7 +46,7 @@ class SchedConfig:
     scs_khz: int = 30
     tx_power_dbm: float = 44.0          # over the 273-PRB carrier; scaled by n_prb / 273
     noise_figure_db: float = 9.0
-    csi_period: int = 10                # slots between CSI reports of a UE (and between its channel samples)
+    csi_period: int = 20                # slots between CSI reports of a UE (and between its channel samples)
     csi_delay: int = 4                  # slots from measurement to use at the gNB
     rzf_alpha: float = 0.1              # RZF regularisation on unit-norm PMI directions
     pf_forget: float = 0.98             # epsilon of R_u = (1 - eps) p_u + eps R_u'' (50-TTI window)

@@ -56,10 +56,14 @@ class Report:
         return w
 
 
+def _abs2(x):
+    return x.real ** 2 + x.imag ** 2
+
+
 def _mrc_sinr_2(h1: np.ndarray, h2: np.ndarray, p: np.ndarray, n0: np.ndarray):
-    """Per-stream SINR of two streams (effective channels h1, h2 over 4 Rx) with MRC, power p each."""
-    e1, e2 = (np.abs(h1) ** 2).sum(-1), (np.abs(h2) ** 2).sum(-1)
-    c = np.abs((np.conj(h1) * h2).sum(-1)) ** 2
+    """Per-stream SINR of two streams (effective channels h1, h2 over 4 Rx, last axis) with MRC, power p each."""
+    e1, e2 = _abs2(h1).sum(-1), _abs2(h2).sum(-1)
+    c = _abs2((np.conj(h1) * h2).sum(-1))
     s1 = p * e1 / (p * c / np.maximum(e1, 1e-30) + n0)
     s2 = p * e2 / (p * c / np.maximum(e2, 1e-30) + n0)
     return s1, s2
@@ -96,12 +100,12 @@ def measure(h: np.ndarray, p_rbg: np.ndarray, in_rbg: np.ndarray, tab: LinkTable
         offs = np.array(antenna.RANK2_OFFSETS)
         b2 = antenna.beam_index(_L_OF[b1][:, None] + offs[:, 0], _M_OF[b1][:, None] + offs[:, 1])   # (n, 4)
         y2 = bmm(xs, np.swapaxes(_BEAMS[b2], 1, 2)).reshape(n, M, 4, 2, 4)         # [.., rx, q, offset]
-        phi = np.array([1.0, 1j], np.complex64)
-        ha = ((y[..., 0, None] + phi * y[..., 1, None]) / np.sqrt(2.0))[:, :, :, None, :]        # (n,M,4,1,2)
-        hb = (y2[..., 0, :, None] - phi * y2[..., 1, :, None]) / np.sqrt(2.0)                    # (n,M,4,4,2)
-        ha = np.broadcast_to(ha, hb.shape)
-        s_a, s_b = _mrc_sinr_2(np.moveaxis(ha, 2, -1), np.moveaxis(hb, 2, -1), p[..., None, None] / 2.0,
-                               n0[..., None, None])                               # (n, M, 4 off, 2 phi)
+        y2 = np.ascontiguousarray(np.moveaxis(y2, 2, -1))                          # (n, M, q, offset, rx)
+        yt = np.ascontiguousarray(np.moveaxis(y, 2, -1))                           # (n, M, q, rx)
+        phi = np.array([1.0, 1j], np.complex64)[:, None]
+        ha = ((yt[:, :, 0, None] + phi * yt[:, :, 1, None]) / np.sqrt(2.0))[:, :, None]          # (n,M,1,2,4)
+        hb = (y2[:, :, 0, :, None] - phi * y2[:, :, 1, :, None]) / np.sqrt(2.0)                  # (n,M,4,2,4)
+        s_a, s_b = _mrc_sinr_2(ha, hb, p[..., None, None] / 2.0, n0[..., None, None])   # (n, M, 4 off, 2 phi)
         se = (tab.se_of_db(10 * np.log10(np.maximum(s_a, 1e-30))) +
               tab.se_of_db(10 * np.log10(np.maximum(s_b, 1e-30))))
         pick = np.argmax(se, axis=-1)                                              # (n, M, 4)
@@ -114,7 +118,7 @@ def measure(h: np.ndarray, p_rbg: np.ndarray, in_rbg: np.ndarray, tab: LinkTable
         two = best > se1
         rank = np.where(two, 2, 1)
         beam[:, 1] = np.where(two, b2[np.arange(n), off], b1)
-        cophase = np.where(two[:, None], phi[ph_pick], cophase)
+        cophase = np.where(two[:, None], phi[:, 0][ph_pick], cophase)
         sinr = np.where(two[:, None, None], np.stack([sa, sb], -1), sinr)
     # CQI: EESM over the codeword's layers (sub-band) and over all sub-bands (wideband)
     two = rank == 2

@@ -55,7 +55,7 @@ class DropSpec:
     speed_kmh: float = 3.0
     indoor_probability: float = 0.8
     n_clusters: int = 12       # strongest clusters kept per spatial link (+ the LOS ray)
-    n_interferers: int = 4     # strongest other cells per UE with full spatial channels
+    n_interferers: int = 2     # strongest other cells per UE with full spatial channels
 
     def __post_init__(self):
         if self.n_ue_per_cell < 1:

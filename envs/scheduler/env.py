@@ -148,7 +148,7 @@ class SchedulerEnv(VectorEnv):
         self.rank = np.ones(n, np.int64)
         self.cqi_wb = np.zeros(n, np.int64)
         self.cqi_sb = np.zeros((n, self.M), np.int64)
-        self.pmi = np.zeros((n, self.M, 32, 2), np.complex64)
+        self.pmi_t = np.zeros((n + 1, self.M, 2, 32), np.complex64)   # [u, RBG, layer, port]; row n = none
         self.beam_vec = np.zeros((n, 2, 16), np.complex64)
         self.psi = np.zeros((n, self.M, 2), np.complex64)
         self._pending, self._pending_at = None, np.full(n, -1, np.int64)
@@ -185,7 +185,7 @@ class SchedulerEnv(VectorEnv):
         self.rank[ues] = rep.rank
         self.cqi_wb[ues] = rep.cqi_wb
         self.cqi_sb[ues] = rep.cqi_sb
-        self.pmi[ues] = rep.precoders()
+        self.pmi_t[ues] = np.swapaxes(rep.precoders(), 2, 3)
         bv = BEAMS[rep.beam].copy()
         bv[rep.rank == 1, 1] = 0.0
         self.beam_vec[ues] = bv
@@ -238,8 +238,7 @@ class SchedulerEnv(VectorEnv):
         rank_c = np.where(present, self.rank[cu], 0)
         bv = np.where(present[..., None, None], self.beam_vec[cu], 0).reshape(E, 2 * U, 16)
         psi = np.swapaxes(self.psi[cu], 1, 2).reshape(E, self.M, 2 * U)             # (E, M, 2U)
-        active = (np.arange(2)[None, None, :] < rank_c[..., None]).reshape(E, 2 * U)
-        K = mumimo.gram_from_beams(bv, psi, active)
+        K = mumimo.gram_from_beams(bv, psi)
         su_db = self.tab.cqi_sinr_db(self.cqi_sb[cu]) + self.olla[cu][..., None]     # (E, U, M)
         su = np.swapaxes(10.0 ** (su_db / 10.0), 1, 2)
         Rc = self.R[cu]
@@ -310,9 +309,7 @@ class SchedulerEnv(VectorEnv):
             raise ValueError(f"actions must be in 0..{self.U} ({self.U} = no allocation), got {a.min()}..{a.max()}")
         a = a.reshape(self.E, Ms).astype(np.int64)
         sc = self.scores
-        r_pf = state.reward_pf(sc["dpf"], sc["valid"], a)
-        v = state.greedy_indicator(sc["dpf"], sc["valid"], a)
-        _, ok, _ = state.chosen_value(sc["dpf"], sc["valid"], a)
+        r_pf, v, ok = state.decision_rewards(sc["dpf"], sc["valid"], a)
         a = np.where(ok, a, self.U)
         self.sets.commit(a, sc)
         e_i, m_i = np.nonzero(a < self.U)
@@ -361,7 +358,8 @@ class SchedulerEnv(VectorEnv):
         sets = self.sets
         slot_ue = np.where(sets.slot_cand >= 0, np.take_along_axis(self.cand[:, None, :].repeat(M, 1),
                                                                      np.maximum(sets.slot_cand, 0), 2), -1)
-        e_v, m_v, j_v = np.nonzero(slot_ue >= 0)
+        valid = slot_ue >= 0
+        e_v, m_v, j_v = np.nonzero(valid)
         u_v = slot_ue[e_v, m_v, j_v]
         n_lay = sets.n_layers
         act = n_lay > 0
@@ -369,17 +367,19 @@ class SchedulerEnv(VectorEnv):
         bits = np.zeros(self.n_ue)
         stats = {"scheduled_ues": 0, "nack": 0}
         if len(u_v):
-            V = np.zeros((E, M, L, 32, 2), np.complex64)
-            V[e_v, m_v, j_v] = self.pmi[u_v, m_v]
-            V = np.swapaxes(V, 2, 3).reshape(E, M, 32, 2 * L)
-            G = bmm(V, sets.Q)
-            G *= 1.0 / np.sqrt(np.maximum((G.real ** 2 + G.imag ** 2).sum(-2, keepdims=True), 1e-30))
+            ug, mi = np.where(valid, slot_ue, self.n_ue), np.arange(M)[None, :, None]
+            VT = self.pmi_t[ug, mi].reshape(E, M, 2 * L, 32)                      # row 2j + a: layer a of layer-j UE
+            GT = bmm(np.swapaxes(sets.Q, 2, 3), VT)                              # G^T = (V Q)^T: RZF on the PMIs
+            GT *= 1.0 / np.sqrt(np.maximum((GT.real ** 2 + GT.imag ** 2).sum(-1, keepdims=True), 1e-30))
+            ch = self.channels
+            Hs = ch.H_srv[np.minimum(ug, self.n_ue - 1), mi].reshape(E * M, L * 4, 32)   # every slot's serving channel
+            T0 = bmm(Hs, np.swapaxes(GT.reshape(E * M, 2 * L, 32), 1, 2)).reshape(E, M, L, 4, 2 * L)[e_v, m_v, j_v]
             cells_i = self.link_cell[u_v, 1:]
             own = np.stack([2 * j_v, np.where(self.rank[u_v] == 2, 2 * j_v + 1, -1)], 1)
             rest = self._cell_sum(act * self.p_rbg[None, :], self.gbar_rest)[u_v, m_v] + self.noise_rbg[m_v]
-            ch = self.channels
-            s_true = mumimo.true_sinr(G[e_v, m_v], p_layer[e_v, m_v], ch.H_srv[u_v, m_v], ch.H_int[u_v, m_v],
-                                      G[cells_i, m_v[:, None]], p_layer[cells_i, m_v[:, None]], own, rest)
+            G = np.ascontiguousarray(np.swapaxes(GT, 2, 3))                      # (E, M, 32, 2L)
+            s_true = mumimo.true_sinr(T0, p_layer[e_v, m_v], ch.H_int[u_v, m_v], G[cells_i, m_v[:, None]],
+                                      p_layer[cells_i, m_v[:, None]], own, rest)
             s_est = np.take_along_axis(sets.estimated_sinr()[e_v, m_v], np.maximum(own, 0), 1)
             okl = own >= 0
             ent_u = np.repeat(u_v, 2)[okl.ravel()]
@@ -457,6 +457,7 @@ class SchedulerEnv(VectorEnv):
             "fb": kpi.summary(thr[~ftp]) if (~ftp).any() else None,
             "ftp3": kpi.summary(thr[ftp]) if ftp.any() else None,
             "upt": kpi.summary(per_ue_upt),
+            "upt_per_ue_bps": per_ue_upt,
             "upt_files": int(len(upt)),
             "ues_per_rbg_hist": hist.tolist(),
             "ues_per_used_rbg": float((np.arange(self.L + 1) * self._k_ue_hist).sum() / max(self._k_used, 1)),

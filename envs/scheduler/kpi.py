@@ -25,5 +25,5 @@ def summary(x_bps: np.ndarray, unit: float = 1e6) -> dict:
 
 
 def gains(policy: dict, baseline: dict, keys=("p5", "median", "geomean")) -> dict:
-    """Percentage gains of a policy's KPIs over the baseline's."""
-    return {k: 100.0 * (policy[k] / baseline[k] - 1.0) for k in keys}
+    """Percentage gains of a policy's KPIs over the baseline's (NaN where the baseline's KPI is 0)."""
+    return {k: 100.0 * (policy[k] / baseline[k] - 1.0) if baseline[k] > 0 else float("nan") for k in keys}

@@ -28,22 +28,21 @@ import numpy as np
 from envs.scheduler.channel import bmm
 
 
-def gram_from_beams(beam_vec: np.ndarray, cophase: np.ndarray, active: np.ndarray) -> np.ndarray:
+def gram_from_beams(beam_vec: np.ndarray, cophase: np.ndarray) -> np.ndarray:
     """Gram V^H V of candidate layers per RBG from the Type-I structure.
 
-    ``beam_vec`` (E, 2U, 16) unit-norm wideband beam of each layer (layer 2k, 2k+1 = candidate k),
-    ``cophase`` (E, M, 2U) the layer's co-phasing incl. the -phi of a rank-2 second layer,
-    ``active`` (E, 2U) bool. v = [b; psi b] / sqrt(2) -> v_i^H v_j = (b_i^H b_j)(1 + conj(psi_i) psi_j) / 2.
-    Inactive layers become orthogonal unit dummies (K_ii = 1, no coupling). Returns (E, M, 2U, 2U).
+    ``beam_vec`` (E, 2U, 16) unit-norm wideband beam of each layer (layer 2k, 2k+1 = candidate k; zero for
+    an inactive layer: the second of a rank-1 UE, or an empty candidate slot), ``cophase`` (E, M, 2U) the
+    layer's co-phasing incl. the -phi of a rank-2 second layer. v = [b; psi b] / sqrt(2), so
+    v_i^H v_j = (b_i^H b_j)(1 + conj(psi_i) psi_j) / 2. The diagonal is 1: active layers are unit-norm and
+    inactive ones become orthogonal unit dummies (no coupling). Returns (E, M, 2U, 2U) complex64.
     """
     bg = bmm(np.conj(beam_vec), np.swapaxes(beam_vec, 1, 2))            # (E, 2U, 2U) b_i^H b_j
-    k = bg[:, None] * (1.0 + np.conj(cophase)[..., :, None] * cophase[..., None, :]) * 0.5
-    act = active[:, None, :, None] & active[:, None, None, :]
-    k = np.where(act, k, 0.0)
+    z = np.conj(cophase)[..., :, None] * cophase[..., None, :]
+    k = bg[:, None] * (0.5 + 0.5 * z)
     n = k.shape[-1]
-    di = np.arange(n)
-    k[..., di, di] = np.where(active[:, None, :], k[..., di, di].real, 1.0)
-    return k.astype(np.complex64)
+    k[..., np.arange(n), np.arange(n)] = 1.0
+    return k.astype(np.complex64, copy=False)
 
 
 def inv2(a: np.ndarray) -> np.ndarray:
@@ -123,8 +122,8 @@ class RBGSets:
         else:
             W = None
             s00, s01, s10, s11 = D[..., 0, 0], D[..., 0, 1], D[..., 1, 0], D[..., 1, 1]
-        det = s00 * s11 - s01 * s10
-        i00, i01, i10, i11 = s11 / det, -s01 / det, -s10 / det, s00 / det         # Sigma^-1, (E, Ms, U)
+        inv_det = 1.0 / (s00 * s11 - s01 * s10)
+        i00, i01, i10, i11 = s11 * inv_det, -s01 * inv_det, -s10 * inv_det, s00 * inv_det   # Sigma^-1, (E, Ms, U)
         rank = self.rank[:, None, :]
         scale = 1.0 / ((1.0 + a) * np.maximum(self.n_layers[:, ms, None] + rank, 1)).astype(np.float32)
         w_c = self.su[:, ms] * rank * scale                                        # (E, Ms, U)
@@ -168,8 +167,8 @@ class RBGSets:
         Q = self.Q[e_i, mm]
         if n:
             Wc = W[e_i, m_i, :, cc]                                                 # (k, n, 2)
-            WS = (Wc[:, :, :, None] * Si[:, None, :, :]).sum(2)                      # (k, n, 2) W Sigma^-1
-            Q[:, :n, :n] += (WS[:, :, None, :] * np.conj(Wc)[:, None, :, :]).sum(-1)
+            WS = bmm(Wc, Si)                                                        # (k, n, 2) W Sigma^-1
+            Q[:, :n, :n] += bmm(WS, np.conj(np.swapaxes(Wc, 1, 2)))
             Q[:, :n, n:n + 2] = -WS
             Q[:, n:n + 2, :n] = -np.conj(np.swapaxes(WS, 1, 2))
             self.slot_se[e_i, mm, :n] = st["se_s"][e_i, m_i, :, cc]
@@ -207,18 +206,17 @@ def _abs2(x: np.ndarray) -> np.ndarray:
     return x.real ** 2 + x.imag ** 2
 
 
-def true_sinr(G: np.ndarray, p_layer: np.ndarray, H_srv: np.ndarray, H_int: np.ndarray, G_int: np.ndarray,
-              p_int: np.ndarray, own: np.ndarray, other_in: np.ndarray) -> np.ndarray:
+def true_sinr(T0: np.ndarray, p_layer: np.ndarray, H_int: np.ndarray, G_int: np.ndarray, p_int: np.ndarray,
+              own: np.ndarray, other_in: np.ndarray) -> np.ndarray:
     """True per-layer SINR of scheduled UEs (one row per UE-RBG pair, V rows).
 
-    ``G`` (V, 32, S) its cell's precoder on that RBG (unit-norm columns, zero for unused slots),
-    ``p_layer`` (V,) power per layer, ``H_srv`` (V, 4, 32) and ``H_int`` (V, 4, K x 32) its channels to its
-    serving cell and the K strongest other cells, ``G_int`` (V, K, 32, S), ``p_int`` (V, K) those cells' precoders and
-    per-layer powers on the RBG, ``own`` (V, 2) the UE's slot indices (-1: no 2nd layer),
-    ``other_in`` (V,) received power of the remaining cells plus noise per Rx antenna. Returns (V, 2).
+    ``T0`` (V, 4, S) = H G: its serving channel times its cell's precoder on that RBG (unit-norm columns,
+    zero for unused slots), ``p_layer`` (V,) power per layer, ``H_int`` (V, 4, K x 32) its channels to the
+    K strongest other cells side by side, ``G_int`` (V, K, 32, S) and ``p_int`` (V, K) those cells' precoders and
+    per-layer powers on the RBG, ``own`` (V, 2) the UE's slot indices (-1: no 2nd layer), ``other_in``
+    (V,) received power of the remaining cells plus noise per Rx antenna. Returns (V, 2).
     """
-    V, K = G_int.shape[:2]
-    T0 = bmm(H_srv, G)                                                   # (V, 4, S)
+    K = G_int.shape[1]
     idx = np.maximum(own, 0)
     f = np.take_along_axis(T0, idx[:, None, :], 2)                       # (V, 4, 2)  MRC combiners
     fn = _abs2(f).sum(1)                                                 # (V, 2) ||f||^2
@@ -227,8 +225,8 @@ def true_sinr(G: np.ndarray, p_layer: np.ndarray, H_srv: np.ndarray, H_int: np.n
     sig = np.take_along_axis(x0, idx[:, :, None], 2)[..., 0]             # (V, 2) = ||f||^4
     tot = p_layer[:, None] * (x0.sum(-1) - sig)
     if K:
-        fhH = bmm(fh, H_int).reshape(V, 2, K, 32)                        # f^H H_c
-        xi = _abs2(bmm(np.swapaxes(fhH, 1, 2), G_int)).sum(-1)          # (V, K, 2)
+        fhH = np.ascontiguousarray(np.swapaxes(bmm(fh, H_int).reshape(len(fh), 2, K, 32), 1, 2))  # f^H H_c
+        xi = _abs2(bmm(fhH, G_int)).sum(-1)                              # (V, K, 2)
         tot = tot + (p_int[:, :, None] * xi).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         s = p_layer[:, None] * sig / (tot + other_in[:, None] * fn)

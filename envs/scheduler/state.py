@@ -57,14 +57,13 @@ def segments_2lds(ue_feat: np.ndarray, g_sb: np.ndarray, rho: np.ndarray, rho_me
 
 def kappa(gram_abs: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """kappa(u, c) from |V^H V| of the candidates' layers (E, M, 2U, 2U) and ranks (E, U):
-    max over c's layers j of sum over u's layers i of |[P_u^H P_c]_ij|, / sqrt(h_u). (E, M, U, U)."""
-    E, M, n, _ = gram_abs.shape
-    U = n // 2
-    act = np.arange(2)[None, None, :] < rank[:, :, None]                       # (E, U, 2)
-    g = gram_abs.reshape(E, M, U, 2, U, 2)
-    g = g * act[:, None, :, :, None, None] * act[:, None, None, None, :, :]
-    k = g.sum(3).max(-1)                                                        # (E, M, U, U)
-    return k / np.sqrt(np.maximum(rank, 1))[:, None, :, None]
+    max over c's layers j of sum over u's layers i of |[P_u^H P_c]_ij|, / sqrt(h_u). (E, M, U, U).
+    Inactive layers (of rank-1 UEs) have no coupling to any other UE, so they add nothing; the diagonal
+    (a UE with itself) is never used."""
+    a = gram_abs
+    s0 = a[..., 0::2, 0::2] + a[..., 1::2, 0::2]                                # sum over u's layers, c's layer 0
+    s1 = a[..., 0::2, 1::2] + a[..., 1::2, 1::2]                                # ... c's layer 1
+    return np.maximum(s0, s1) / np.sqrt(np.maximum(rank, 1)).astype(np.float32)[:, None, :, None]
 
 
 def masks(valid: np.ndarray) -> np.ndarray:
@@ -99,3 +98,16 @@ def greedy_indicator(dpf: np.ndarray, valid: np.ndarray, action: np.ndarray) -> 
     top = np.maximum(best, 0.0)
     worse = val < top - 1e-9 * np.maximum(np.abs(top), 1.0)
     return np.where(ok & ~worse, 1.0, -1.0)
+
+
+def decision_rewards(dpf: np.ndarray, valid: np.ndarray, action: np.ndarray):
+    """(Eq. 20-21 reward, Eq. 4 v, the action was valid) in one pass; same values as :func:`reward_pf`
+    and :func:`greedy_indicator`."""
+    U = dpf.shape[-1]
+    val, ok, best = chosen_value(dpf, valid, action)
+    no_alloc = action == U
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(best > 0, np.maximum(val / best, -1.0), np.where(no_alloc, 1.0, -1.0))
+    top = np.maximum(best, 0.0)
+    worse = val < top - 1e-9 * np.maximum(np.abs(top), 1.0)
+    return np.where(ok, r, -1.0), np.where(ok & ~worse, 1.0, -1.0), ok
