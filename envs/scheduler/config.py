@@ -17,6 +17,21 @@ match), UE noise figure 9 dB, candidate list abs(U) = 10 from the TD PF shortlis
 RBG size: 38.214 Table 5.1.2.2.1-1 gives P in {2, 4, 8, 16} by BWP size and configuration; the seed's
 training set-up allocates per PRB (RBG size 1), which the table does not define: 1 is accepted as that
 documented exception, any other size must be the table's P for the BWP (configuration 1 or 2).
+
+Choices the seed leaves open (its simulator is proprietary), and why:
+
+* CSI every 20 slots (10 ms, a 38.214 CSI-RS periodicity) with 4 slots of delay. A UE's channel is
+  re-sampled at the same period and held, sampled at the middle of its hold interval while the report
+  is measured at its start, so reports are on average csi_delay + csi_period / 2 = 14 slots (7 ms) old
+  as with continuous aging (3 km/h at 4 GHz: correlation J0(2 pi f_D 7 ms) = 0.94). 10 slots would halve
+  the aging and double the CSI cost, which is a third of a training TTI.
+* RZF regularisation alpha = 0.1 on unit-norm PMI directions (fixed, so that candidates can be scored
+  incrementally; close to ZF, with the ZF-loss of two layers of correlation rho bounded by 1 - rho^2 /
+  1.1^2 instead of collapsing at rho -> 1).
+* PF averaging R_u = (1 - eps) p_u + eps R_u'' with eps = 0.98 (a 50-TTI window, Sionna's PF default);
+  R_u starts at the UE's wideband rate estimate / UEs in its cell.
+* The scheduler's rate estimate: MCS-table spectral efficiency interpolated between the 10%-BLER SINRs,
+  per layer, times the RBG's data REs (12 PDSCH symbols, 12 DMRS REs per PRB) per slot.
 """
 from __future__ import annotations
 

@@ -9,9 +9,11 @@ One TTI of every cell runs as a sequence of decision stages (the seed's Appendix
 
 Before the first stage of a TTI the TD PF scheduler shortlists abs(U) candidates per cell (UEs with data,
 by wideband rate estimate / R_u). After the last stage the TTI is realised: RZF precoders from the
-chosen sets, the true SINRs, one MCS per UE from the estimated SINRs (EESM, OLLA), BLER, HARQ ACK/NACK,
-delivered bits, buffers, R_u, OLLA; then the clock advances, channels of the UEs due are re-sampled and
-their CSI measured (reports reach the gNB ``csi_delay`` slots later).
+chosen sets, the true SINRs, one transport block per UE with one MCS from the estimated SINRs of all its
+RBGs and layers (EESM, OLLA offset), its BLER at the true EESM SINR, HARQ ACK/NACK (a NACKed block's
+bits stay queued and go again in a later TTI, without soft combining; the feedback moves OLLA before the
+next TTI), delivered bits, buffers, R_u; then the clock advances, channels of the UEs due are re-sampled
+and their CSI measured (reports reach the gNB ``csi_delay`` slots later).
 
 ``step`` returns ``obs, reward, terminated, truncated, info`` for the *next* stage; ``info`` holds:
 
