@@ -40,7 +40,7 @@ def test_schur_scores_equal_direct_inverse(tab):
     K, v, act = _random_gram(rng, E, M, U, rank)
     su = rng.uniform(5, 200, size=(E, M, U))
     R = rng.uniform(1e6, 1e7, size=(E, U))
-    sets = mumimo.RBGSets(K, su, rank, R, np.ones((E, U), bool), np.full(M, 1e5), L, ALPHA, tab.se_of_db)
+    sets = mumimo.RBGSets(K, su, rank, R, np.ones((E, U), bool), np.full(M, 1e5), L, ALPHA, tab.se_of_lin)
     chosen = [[] for _ in range(E * M)]
     for layer in range(L):
         ev = sets.evaluate(layer)
@@ -92,7 +92,7 @@ def test_single_ue_estimate_is_its_su_rate(tab):
     K = np.zeros((E, M, 2 * U, 2 * U), np.complex64)
     K[..., np.arange(2 * U), np.arange(2 * U)] = 1.0                       # orthonormal layers of each UE
     su = rng.uniform(1, 1000, size=(E, M, U))
-    sets = mumimo.RBGSets(K, su, rank, np.ones((E, U)), np.ones((E, U), bool), np.full(M, 1.0), 4, ALPHA, tab.se_of_db)
+    sets = mumimo.RBGSets(K, su, rank, np.ones((E, U)), np.ones((E, U), bool), np.full(M, 1.0), 4, ALPHA, tab.se_of_lin)
     ev = sets.evaluate(0)
     want = tab.se_of_db(10 * np.log10(su)) * rank[:, None, :]
     np.testing.assert_allclose(ev["rate"], want, rtol=1e-5)

@@ -90,7 +90,7 @@ def measure(h: np.ndarray, p_rbg: np.ndarray, in_rbg: np.ndarray, tab: LinkTable
     e = (np.abs(h1) ** 2).sum(2)                                       # (n, M, 4)
     n1 = np.argmax(e, axis=-1)
     sinr1 = p * np.take_along_axis(e, n1[..., None], -1)[..., 0] / n0   # (n, M)
-    se1 = tab.se_of_db(10 * np.log10(np.maximum(sinr1, 1e-30))).sum(-1)
+    se1 = tab.se_of_lin(sinr1).sum(-1)
     rank = np.ones(n, np.int64)
     beam = np.stack([b1, b1], 1)
     cophase = phis[n1]
@@ -106,8 +106,7 @@ def measure(h: np.ndarray, p_rbg: np.ndarray, in_rbg: np.ndarray, tab: LinkTable
         ha = ((yt[:, :, 0, None] + phi * yt[:, :, 1, None]) / np.sqrt(2.0))[:, :, None]          # (n,M,1,2,4)
         hb = (y2[:, :, 0, :, None] - phi * y2[:, :, 1, :, None]) / np.sqrt(2.0)                  # (n,M,4,2,4)
         s_a, s_b = _mrc_sinr_2(ha, hb, p[..., None, None] / 2.0, n0[..., None, None])   # (n, M, 4 off, 2 phi)
-        se = (tab.se_of_db(10 * np.log10(np.maximum(s_a, 1e-30))) +
-              tab.se_of_db(10 * np.log10(np.maximum(s_b, 1e-30))))
+        se = tab.se_of_lin(s_a) + tab.se_of_lin(s_b)
         pick = np.argmax(se, axis=-1)                                              # (n, M, 4)
         tot = np.take_along_axis(se, pick[..., None], -1)[..., 0].sum(1)          # (n, 4)
         off = np.argmax(tot, axis=1)                                               # (n,)

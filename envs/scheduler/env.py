@@ -245,7 +245,7 @@ class SchedulerEnv(VectorEnv):
         su = np.swapaxes(10.0 ** (su_db / 10.0), 1, 2)
         Rc = self.R[cu]
         self.sets = mumimo.RBGSets(K, su, rank_c, Rc, present & (self.buffer[cu] > 0), self.rate_per_se,
-                                   self.L, c.rzf_alpha, self.tab.se_of_db)
+                                   self.L, c.rzf_alpha, self.tab.se_of_lin)
         self.present = present
         self.d_alloc = np.zeros((E, U))
         self.est_bits = np.zeros((E, U))

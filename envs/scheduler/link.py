@@ -72,6 +72,14 @@ class LinkTables:
         g = np.rint((np.clip(x_db, GRID_LO, GRID_HI) - GRID_LO) / GRID_STEP).astype(np.int64)
         return self._se_grid[g]
 
+    def se_of_lin(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`se_of_db` of a linear SINR (float32 path, no dB array in between)."""
+        g = np.log10(np.maximum(x, np.float32(1e-30)), dtype=np.float32)
+        g *= np.float32(10.0 / GRID_STEP)
+        g += np.float32(-GRID_LO / GRID_STEP + 0.5)
+        np.clip(g, 0, len(self._se_grid) - 1, out=g)
+        return self._se_grid[g.astype(np.int32)]
+
     def cqi_of_eff(self, sinr_lin: np.ndarray, axis: int = -1) -> np.ndarray:
         """CQI index 0..15 met by the SINRs along ``axis`` (EESM with each CQI's beta)."""
         s = np.moveaxis(np.asarray(sinr_lin, dtype=np.float64), axis, -1)

@@ -72,11 +72,11 @@ class RBGSets:
     """
 
     def __init__(self, K: np.ndarray, su_sinr: np.ndarray, rank: np.ndarray, R: np.ndarray,
-                 valid: np.ndarray, rate_per_se: np.ndarray, max_layers: int, alpha: float, se_of_db):
+                 valid: np.ndarray, rate_per_se: np.ndarray, max_layers: int, alpha: float, se_of_lin):
         E, M, n2u, _ = K.shape
         U = n2u // 2
         self.E, self.M, self.U, self.L = E, M, U, int(max_layers)
-        self.K, self.alpha, self.se_of_db = K, float(alpha), se_of_db
+        self.K, self.alpha, self.se = K, float(alpha), se_of_lin
         d = np.arange(2 * U).reshape(U, 2)
         self.D = K[:, :, d[:, :, None], d[:, None, :]] + np.complex64(alpha) * np.eye(2, dtype=np.complex64)
         self.su = su_sinr.astype(np.float32)                 # (E, M, U) per-layer SU SINR (linear)
@@ -128,8 +128,8 @@ class RBGSets:
         scale = 1.0 / ((1.0 + a) * np.maximum(self.n_layers[:, ms, None] + rank, 1)).astype(np.float32)
         w_c = self.su[:, ms] * rank * scale                                        # (E, Ms, U)
         with np.errstate(divide="ignore", invalid="ignore"):
-            se0 = self.se_of_db(10 * np.log10(np.maximum(w_c / i00.real, 1e-30)))
-            se1 = np.where(rank == 2, self.se_of_db(10 * np.log10(np.maximum(w_c / i11.real, 1e-30))), 0.0)
+            se0 = self.se(w_c / i00.real)
+            se1 = np.where(rank == 2, self.se(w_c / i11.real), np.float32(0.0))
         rate_m = self.rate[ms][None, :, None]
         rate_c = (se0 + se1) * rate_m                                              # (E, Ms, U)
         pf_new = rate_c * self.inv_R[:, None, :]
@@ -142,7 +142,7 @@ class RBGSets:
             q_s = np.diagonal(self.Q[:, ms, :n, :n], axis1=-2, axis2=-1).real[..., None] + dq
             with np.errstate(divide="ignore", invalid="ignore"):
                 s_s = self.slot_w[:, ms, :n, None] * scale[:, :, None, :] / q_s
-            se_s = np.where(self.slot_act[:, ms, :n, None], self.se_of_db(10 * np.log10(np.maximum(s_s, 1e-30))), 0.0)
+            se_s = np.where(self.slot_act[:, ms, :n, None], self.se(s_s), np.float32(0.0))
             pf_new = pf_new + (se_s * self.slot_invR[:, ms, :n, None]).sum(2) * rate_m
             thr_new = thr_new + se_s.sum(2) * rate_m
         valid = self.cand_ok[:, None, :] & ~self.in_set[:, ms] & (rank > 0)
