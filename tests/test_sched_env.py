@@ -90,6 +90,41 @@ def test_single_ue_on_an_rbg_gets_its_su_estimate(env1):
     np.testing.assert_allclose(est[e, m, 1][two], sets.su[e, m, c][two], rtol=1e-5)
 
 
+def test_realised_precoder_is_rzf_of_the_reported_pmis(env1, monkeypatch):
+    """The Q kept up to date by the Schur updates gives G = V (V^H V + alpha I)^-1 (mumimo.rzf); one UE
+    alone on an RBG is sent on its own PMI."""
+    from envs.scheduler import mumimo
+    seen = {}
+    real = env1._realize
+
+    def spy():
+        seen["Q"], seen["slot_cand"], seen["cand"] = env1.sets.Q.copy(), env1.sets.slot_cand.copy(), env1.cand.copy()
+        return real()
+    monkeypatch.setattr(env1, "_realize", spy)
+    obs, info = env1.reset(seed=5)
+    pol = BaselineSDS()
+    for _ in range(env1.n_stages):
+        obs, r, _, _, info = env1.step(pol(obs, info))
+    Q, slots, cand = seen["Q"], seen["slot_cand"], seen["cand"]
+    w = env1.pmi_t                                                       # (U + 1, M, 2, 32)
+    checked = {1: 0, 2: 0}
+    for e in range(21):
+        for m in range(18):
+            ues = [(j, cand[e, c]) for j, c in enumerate(slots[e, m]) if c >= 0]
+            if not ues:
+                continue
+            cols = [(2 * j + a, u, a) for j, u in ues for a in range(env1.rank[u])]
+            V = np.stack([w[u, m, a] for _, u, a in cols], 1)            # (32, n) active PMI columns
+            idx = [s for s, _, _ in cols]
+            G = V @ Q[e, m][np.ix_(idx, idx)]
+            G /= np.linalg.norm(G, axis=0)
+            np.testing.assert_allclose(G, mumimo.rzf(V, env1.cfg.rzf_alpha), atol=2e-4)
+            if len(ues) == 1:
+                np.testing.assert_allclose(G, V, atol=2e-4)
+            checked[min(len(ues), 2)] += 1
+    assert checked[1] + checked[2] > 100 and checked[2] > 0
+
+
 def test_csi_reports_are_type1_and_differential_cqi(env1):
     env1.reset(seed=5)
     assert set(np.unique(env1.rank)) <= {1, 2} and (env1.rank == 2).any()

@@ -62,7 +62,7 @@ def test_geomean_replaces_zeros_by_ones_and_summary():
     ({"ftp_file_bytes": 0.0}, "ftp_file_bytes"),
     ({"design": "3lds"}, "design"),
     ({"reward": "sparse"}, "reward"),
-    ({"csi_delay": 10}, "csi_delay"),
+    ({"csi_delay": 20}, "csi_delay"),          # must be below csi_period (20)
     ({"n_layers": 4}, "unknown setting"),
 ])
 def test_bad_settings_are_one_clear_error(kw, key):
