@@ -8,7 +8,9 @@ Holds, as plain numpy arrays, exactly what the standard tabulates:
   5.1.3.1-3 ("table 3", low SE) — only the MCS indices valid for an initial transmission
   (the reserved indices that only signal a modulation order for retransmissions are left out);
 * the transport block size procedure of 38.214 5.1.3.2 (N_info, its quantization, Table
-  5.1.3.2-1 for N_info <= 3824, the LDPC code-block formula above).
+  5.1.3.2-1 for N_info <= 3824, the LDPC code-block formula above);
+* the nominal RBG size P of Table 5.1.2.2.1-1 (downlink resource allocation type 0) and the RBG
+  sizes of a bandwidth part that follow from it (38.214 5.1.2.2.1).
 
 Design: facts live here once, as numbers typed from the standard, and every other module
 (BLER abstraction, env, baselines) derives from them. Spectral efficiency is kept as the
@@ -199,3 +201,39 @@ def slot_duration_s(scs_khz: int) -> float:
     if scs_khz not in (15, 30, 60, 120):
         raise EnvError(f"scs_khz must be one of 15, 30, 60, 120, got {scs_khz}")
     return 1e-3 * 15 / scs_khz
+
+
+# Table 5.1.2.2.1-1: nominal RBG size P by bandwidth-part size, (configuration 1, configuration 2).
+RBG_TABLE = ((1, 36, 2, 4), (37, 72, 4, 8), (73, 144, 8, 16), (145, 275, 16, 16))
+
+
+def nominal_rbg_size(n_bwp: int, config: int = 1) -> int:
+    """Nominal RBG size P for a BWP of ``n_bwp`` PRBs (TS 38.214 Table 5.1.2.2.1-1, config 1 or 2)."""
+    if isinstance(n_bwp, bool) or not isinstance(n_bwp, (int, np.integer)) or not 1 <= n_bwp <= 275:
+        raise ValueError(f"n_bwp must be an integer PRB count in 1..275, got {n_bwp!r}")
+    if config not in (1, 2):
+        raise ValueError(f"RBG configuration must be 1 or 2, got {config!r}")
+    for lo, hi, p1, p2 in RBG_TABLE:
+        if lo <= n_bwp <= hi:
+            return p1 if config == 1 else p2
+    raise AssertionError("unreachable")
+
+
+def rbg_sizes(n_bwp: int, p: int, n_start: int = 0) -> np.ndarray:
+    """PRBs in each RBG of a BWP (38.214 5.1.2.2.1): N_RBG = ceil((N_size + N_start mod P) / P);
+    the first RBG has P - N_start mod P PRBs, the last (N_start + N_size) mod P (if > 0), the rest P.
+
+    ``p`` is not checked against the table here (see :func:`nominal_rbg_size`); e.g.
+    ``rbg_sizes(273, 16)`` gives 17 RBGs of 16 PRBs and a last one of 1 PRB.
+    """
+    if n_bwp < 1 or p < 1 or n_start < 0:
+        raise ValueError(f"need n_bwp >= 1, p >= 1, n_start >= 0, got {n_bwp}, {p}, {n_start}")
+    n_rbg = -(-(n_bwp + n_start % p) // p)
+    sizes = np.full(n_rbg, p, dtype=np.int64)
+    sizes[0] = p - n_start % p
+    last = (n_start + n_bwp) % p
+    if last > 0 and n_rbg > 1:
+        sizes[-1] = last
+    elif n_rbg == 1:
+        sizes[0] = n_bwp
+    return sizes

@@ -1,0 +1,28 @@
+"""bench_sched runs end to end and prints the issue's output contract on its last line."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_sched_quick_prints_the_contract(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_sched.py"), "--quick", "--json",
+                          "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(res) == {"fb", "ftp3", "gains_over_baseline_sds", "env", "throughput_unit"}
+    pols = {"su_pf", "baseline_sds", "pf_greedy"}
+    for tr in ("fb", "ftp3"):
+        assert set(res[tr]) == pols and set(res["gains_over_baseline_sds"][tr]) == pols
+        assert all(set(v) == {"p5", "median", "geomean"} for v in res[tr].values())
+    assert res["gains_over_baseline_sds"]["fb"]["baseline_sds"]["median"] == 0.0
+    assert res["env"]["tti_ms_train"] > 0 and res["env"]["decisions_per_s"] > 0
+    assert res["throughput_unit"] == "Mbit/s"
+    assert (tmp_path / "throughput_cdf.png").stat().st_size > 10_000 and (tmp_path / "results.json").exists()

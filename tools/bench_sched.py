@@ -1,0 +1,218 @@
+"""MU-MIMO scheduler benchmark: the seed's Table 1 KPIs for SU-MIMO PF, the baseline SDS and PF greedy SDS.
+
+    python tools/bench_sched.py [--json] [--drops 10] [--ttis 400] [--warmup 150] [--quick]
+
+Evaluation set-up of the seed (``envs.scheduler``: 21 cells, 210 UEs, 273 PRBs in 18 RBGs of 16, abs(L) = 8),
+full buffer and FTP Model 3 (0.5 MB at 20 files/s) separately, ``--drops`` random drops run as one batched
+env, every policy on the same drops and random numbers. KPIs over all UEs of all drops: 5th percentile,
+median and geometric mean of user throughput (zeros as 1 bit/s), gains over the baseline SDS in percent,
+co-scheduled UEs and layers per RBG, BLER; for FTP3 also the user-perceived throughput and the offered vs
+served load. Env speed: one TTI of the training set-up (21 cells, 420 UEs, 4 layers x 18 RBGs = 1512
+decisions, 1LDS state vectors and rewards built, a random valid policy) in a process of its own on one
+thread: ``env.tti_ms_train`` is the process CPU time per TTI (best of 3 blocks), which is the wall time on
+an idle core and, unlike wall time, does not count the waits of a shared machine; wall times are printed
+too.
+
+Writes ``runs/bench_sched/throughput_cdf.png`` (user-throughput CDFs, FTP3 UPT CDF) and
+``runs/bench_sched/results.json`` (everything, per policy and traffic). ``--json`` prints the issue's
+output contract as one object on the last line. Deep schedulers join by adding entries to
+:func:`policies` (name -> zero-argument factory of a ``policy(obs, info) -> actions``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# tools/profile.py would shadow the stdlib ``profile`` that torch (under Sionna) imports through cProfile:
+# drop this script's own folder from the path (the project itself is imported as usual, via PYTHONPATH).
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_GAINS = {  # seed Table 1, % over the baseline SDS (5th percentile, median, geomean)
+    "fb": {"pf_greedy": (11.1, 1.3, 9.5), "ppo_1lds": (-17.6, 2.2, 6.4), "dsacd_1lds": (46.7, 0.2, 13.7),
+           "sacd_2lds": (20.6, 3.1, 15.6)},
+    "ftp3": {"pf_greedy": (7.9, 1.4, 3.5), "ppo_1lds": (85.5, 3.5, 18.5), "dsacd_1lds": (97.5, 4.5, 18.3),
+             "sacd_2lds": (106.3, 3.8, 18.6)},
+}
+KEYS = ("p5", "median", "geomean")
+
+
+def policies() -> dict:
+    """Policies to score: name -> factory. The deep schedulers of the next issue are added here."""
+    from envs.scheduler.baselines import POLICIES
+    return dict(POLICIES)
+
+
+_SPEED_CODE = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, torch
+torch.set_num_threads(1)
+from envs.scheduler.env import SchedulerEnv
+out = {}
+warm = int(sys.argv[3])
+for design, n_tti in (("1lds", int(sys.argv[1])), ("2lds", int(sys.argv[2]))):
+    env = SchedulerEnv(setup="training", design=design, seed=0)
+    rng = np.random.default_rng(0)
+    policy = lambda obs, info: (rng.random(info["action_mask"].shape) * info["action_mask"]).argmax(-1)
+    obs, info = env.reset()
+    for _ in range(warm * env.n_stages):
+        obs, r, _, _, info = env.step(policy(obs, info))
+    walls, cpus = [], []
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(n_tti * env.n_stages):
+            obs, r, _, _, info = env.step(policy(obs, info))
+        walls.append((time.perf_counter() - t0) / n_tti * 1e3)
+        cpus.append((time.process_time() - c0) / n_tti * 1e3)
+    out[design] = {"tti_ms_best": min(walls), "tti_ms_median": float(np.median(walls)),
+                   "tti_cpu_ms_best": min(cpus), "decisions_per_tti": env.L * env.M * env.E}
+print(json.dumps(out))
+"""
+
+
+def env_speed(n_tti: int = 40, n_tti_2lds: int = 10, warm: int = 20) -> dict:
+    """Training-set-up TTI time (ms) of both decision loops, in a fresh single-threaded process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    out = subprocess.run([sys.executable, "-c", _SPEED_CODE, str(n_tti), str(n_tti_2lds), str(warm)], env=env, cwd=ROOT,
+                         capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"env speed subprocess failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_traffic(traffic: str, pols: dict, drops: int, n_tti: int, warmup: int, seed: int) -> dict:
+    """KPIs of every policy on the same ``drops`` drops of the evaluation set-up."""
+    from envs.scheduler.env import SchedulerEnv
+    env = SchedulerEnv(setup="evaluation", traffic=traffic, n_drops=drops, seed=seed)
+    res = {}
+    for name, make in pols.items():
+        t0 = time.process_time()
+        k = env.run(make(), n_tti=n_tti, warmup=warmup, seed=seed)
+        k["cpu_s"] = time.process_time() - t0
+        res[name] = k
+        s = k[traffic]
+        print(f"  {traffic:4s} {name:14s} p5 {s['p5']:8.2f}  median {s['median']:8.2f}  geomean {s['geomean']:8.2f} Mbit/s"
+              f"  UEs/RBG {k['ues_per_used_rbg']:.2f} layers/RBG {k['layers_per_used_rbg']:.2f}  BLER {k['bler']:.3f}"
+              f"  ({k['cpu_s']:.0f} s)", flush=True)
+    return res
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = [("fb", "throughput_bps", "Full buffer: user throughput"),
+              ("ftp3", "throughput_bps", "FTP3: user throughput"),
+              ("ftp3", "upt_per_ue_bps", "FTP3: user-perceived throughput (per UE)")]
+    for ax, (tr, key, title) in zip(axes, panels):
+        for name, k in res.get(tr, {}).items():
+            x = np.sort(np.asarray(k[key])) / 1e6
+            if len(x):
+                ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("Mbit/s")
+        ax.set_ylabel("CDF")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print the output contract as one JSON object last")
+    ap.add_argument("--drops", type=int, default=10, help="random drops (the seed: 10)")
+    ap.add_argument("--ttis", type=int, default=400, help="measured TTIs per drop")
+    ap.add_argument("--warmup", type=int, default=150, help="TTIs before measuring (PF averages settle)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--policies", default=None, help="comma-separated subset of " + ",".join(policies()))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 drop, 20 + 10 TTIs, short speed test")
+    ap.add_argument("--out", default="runs/bench_sched", help="folder for the PNG and results.json")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.drops, a.ttis, a.warmup = 1, 20, 10
+    pols = policies()
+    if a.policies:
+        want = a.policies.split(",")
+        unknown = sorted(set(want) - set(pols))
+        if unknown:
+            ap.error(f"--policies: unknown {unknown}; valid: {sorted(pols)}")
+        pols = {k: pols[k] for k in want}
+    if "baseline_sds" not in pols:
+        ap.error("--policies must include baseline_sds (the gains are relative to it)")
+    import torch
+    torch.set_num_threads(1)
+    t_start = time.time()
+    speed = env_speed(*((3, 1, 2) if a.quick else (40, 10, 20)))
+    sp1 = speed["1lds"]
+    sp2 = speed["2lds"]
+    print(f"env speed (training set-up, 1512 decisions per TTI, one thread): 1LDS {sp1['tti_cpu_ms_best']:.1f} ms/TTI "
+          f"CPU (wall: best {sp1['tti_ms_best']:.1f}, median {sp1['tti_ms_median']:.1f}); 2LDS {sp2['tti_cpu_ms_best']:.1f} "
+          f"ms/TTI CPU (wall {sp2['tti_ms_best']:.1f})", flush=True)
+    res = {}
+    for tr in ("fb", "ftp3"):
+        res[tr] = run_traffic(tr, pols, a.drops, a.ttis, a.warmup, a.seed)
+    contract = {"fb": {}, "ftp3": {}, "gains_over_baseline_sds": {"fb": {}, "ftp3": {}},
+                "env": {"tti_ms_train": float(sp1["tti_cpu_ms_best"]),
+                        "decisions_per_s": float(sp1["decisions_per_tti"] / sp1["tti_cpu_ms_best"] * 1e3)},
+                "throughput_unit": "Mbit/s"}
+    from envs.scheduler import kpi
+    print(f"\n{'':5s}{'policy':14s}{'p5':>9s}{'median':>9s}{'geomean':>9s}   gain over baseline SDS % (seed's)")
+    for tr in ("fb", "ftp3"):
+        base = res[tr]["baseline_sds"][tr]
+        for name, k in res[tr].items():
+            s = {key: k[tr][key] for key in KEYS}
+            g = kpi.gains(s, base)
+            contract[tr][name] = s
+            contract["gains_over_baseline_sds"][tr][name] = g
+            ref = PAPER_GAINS[tr].get(name)
+            refs = "" if ref is None else "  (" + " / ".join(f"{x:+.1f}" for x in ref) + ")"
+            print(f"{tr:5s}{name:14s}" + "".join(f"{s[key]:9.2f}" for key in KEYS) + "   "
+                  + " / ".join(f"{g[key]:+.1f}" for key in KEYS) + refs)
+    fb, ftp = res["fb"], res["ftp3"]
+    if "su_pf" in fb:
+        print(f"MU (baseline SDS) vs SU-MIMO PF median: FB {kpi.gains(fb['baseline_sds']['fb'], fb['su_pf']['fb'])['median']:+.1f}%"
+              f", FTP3 {kpi.gains(ftp['baseline_sds']['ftp3'], ftp['su_pf']['ftp3'])['median']:+.1f}%")
+    k = ftp["baseline_sds"]
+    print(f"FTP3 load per cell: offered {k['offered_bps_per_cell'] / 1e6:.0f} Mbit/s, served "
+          f"{k['served_ftp_bps_per_cell'] / 1e6:.0f} Mbit/s (baseline SDS); UPT median "
+          + ", ".join(f"{n} {v['upt']['median']:.1f}" for n, v in ftp.items()) + " Mbit/s")
+    out = Path(a.out)
+    if not out.is_absolute():
+        out = ROOT / out
+    plot(res, out / "throughput_cdf.png")
+    full = {"contract": contract, "speed": speed, "args": vars(a),
+            "per_policy": {tr: {n: {kk: (vv.tolist() if isinstance(vv, np.ndarray) else vv) for kk, vv in k.items()}
+                                for n, k in r.items()} for tr, r in res.items()}}
+    _write_json(out / "results.json", full)
+    print(f"wrote {out / 'throughput_cdf.png'} and {out / 'results.json'}; {time.time() - t_start:.0f} s")
+    if a.json:
+        print(json.dumps(contract))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
