@@ -279,3 +279,20 @@ def test_teacher_training_ends_with_its_parent(tmp_path):
         time.sleep(0.2)
     assert not [p for p in child if Path(f"/proc/{p}").exists()
                 and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()], "orphan teacher training left"
+
+
+def test_a_recipes_own_last_checkpoint_replaces_the_default_and_saves_in_the_run_folder(tmp_path, monkeypatch):
+    from compress.run.checkpoints import LastCheckpoint
+
+    saves = []
+    real = LastCheckpoint.save
+    monkeypatch.setattr(LastCheckpoint, "save", lambda self, trainer: saves.append(
+        (trainer.global_step, self.path)) or real(self, trainer))
+    cfg = faults.digits_recipe(tmp_path / "run", epochs=1)
+    cfg["trainer"]["callbacks"] = [{"class_path": "compress.run.checkpoints.LastCheckpoint",
+                                    "init_args": {"every_n_train_steps": 20}}]
+    assert main(["fit", str(faults.write(tmp_path / "r.yaml", cfg))]) == 0
+    steps = [s for s, _ in saves]
+    assert {p for _, p in saves} == {tmp_path / "run" / "checkpoints" / "last.ckpt"}
+    assert steps[:3] == [20, 40, 60] and len(steps) == len(set(steps))   # one saver, no doubled saves
+    assert steps[-1] == torch.load(saves[-1][1], weights_only=True)["global_step"]

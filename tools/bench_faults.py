@@ -1,6 +1,6 @@
 """Fault matrix: bad input, kills, NaN, a full disk and concurrent runs, in a scratch folder.
 
-    python tools/bench_faults.py [--json] [--kills 5] [--search-kills 3] [--seed 0]
+    python tools/bench_faults.py [--json] [--kills 5] [--search-kills 3] [--seed 0] [--parts input nan kills search]
 
 Every case runs the real CLI (``python -m compress ...``) or the Python API in a process of its own,
 inside a temporary copy of nothing but the recipes it writes (the repository is only imported), and
@@ -361,6 +361,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--search-kills", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", nargs="+", default=["input", "nan", "kills", "search"],
+                    choices=["input", "nan", "kills", "search"], help="run only these parts of the matrix")
     ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
@@ -369,10 +371,14 @@ def main(argv=None) -> int:
         work = Path(tmp)
         (work / "recipes").mkdir()
         (work / "recipes" / "digits_teacher.yaml").write_text((ROOT / "recipes" / "digits_teacher.yaml").read_text())
-        bad_inputs(work, t)
-        nan_and_disk(work, t)
-        fit_kills(work, t, args.kills, rng)
-        search_kills(work, t, args.search_kills, rng)
+        if "input" in args.parts:
+            bad_inputs(work, t)
+        if "nan" in args.parts:
+            nan_and_disk(work, t)
+        if "kills" in args.parts:
+            fit_kills(work, t, args.kills, rng)
+        if "search" in args.parts:
+            search_kills(work, t, args.search_kills, rng)
     out = {"cases": t.cases, **t.counts, "seconds": round(time.time() - t0, 1), "failures": t.failures}
     print(f"[faults] {t.cases} cases: {t.counts}; not clean: {t.failures or 'none'}", flush=True)
     print(json.dumps(out))

@@ -85,21 +85,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastCheckpoint(Checkpoint):
-    """``<dirpath>/last.ckpt``: every epoch end, optionally every N steps / minutes, and on SIGINT/SIGTERM."""
+    """``<dirpath>/last.ckpt``: every epoch end, optionally every N steps / minutes, and on SIGINT/SIGTERM.
 
-    def __init__(self, dirpath: str | Path, every_n_train_steps: int = 0, every_n_minutes: float | None = None):
+    ``python -m compress fit`` adds one writing to the run folder; a recipe that lists its own in
+    ``trainer.callbacks`` (for saves inside long epochs) may leave ``dirpath`` out: the run folder's
+    ``checkpoints/`` is filled in, so reruns resume from it."""
+
+    def __init__(self, dirpath: str | Path | None = None, every_n_train_steps: int = 0, every_n_minutes: float | None = None):
         super().__init__()
         if not isinstance(every_n_train_steps, int) or every_n_train_steps < 0:
             raise UserError(f"LastCheckpoint: every_n_train_steps must be an int >= 0, got {every_n_train_steps!r}")
         if every_n_minutes is not None and not every_n_minutes > 0:
             raise UserError(f"LastCheckpoint: every_n_minutes must be > 0, got {every_n_minutes!r}")
-        self.dirpath = Path(dirpath)
+        self.dirpath = None if dirpath is None else Path(dirpath)
         self.every_n_train_steps, self.every_n_minutes = every_n_train_steps, every_n_minutes
         self._last_time = time.monotonic()
         self._signals = None
 
     @property
     def path(self) -> Path:
+        if self.dirpath is None:
+            raise UserError("LastCheckpoint: no dirpath (outside `python -m compress fit`, give one)")
         return self.dirpath / "last.ckpt"
 
     def setup(self, trainer, pl_module, stage: str) -> None:

@@ -89,7 +89,11 @@ def _build_trainer(cfg: dict, folder: RunFolder, recipe: Path, seed: int):
     plugins = [] if plugins is None else (list(plugins) if isinstance(plugins, list) else [plugins])
     if not any(hasattr(p, "save_checkpoint") for p in plugins):
         plugins.append(AtomicCheckpointIO())
-    if kw.get("enable_checkpointing", True):
+    own = [c for c in callbacks if isinstance(c, LastCheckpoint)]   # a recipe's own sets the cadence
+    for c in own:
+        if c.dirpath is None:
+            c.dirpath = folder.checkpoint_dir
+    if kw.get("enable_checkpointing", True) and not own:
         callbacks.append(LastCheckpoint(folder.checkpoint_dir))
     callbacks += [NonFiniteGuard(), EpochSeeding(seed)]
     kw.setdefault("default_root_dir", str(folder.path))
