@@ -40,6 +40,8 @@ def _configure_logging() -> None:
     # Lightning 2.6's own pytree helper calls torch's deprecated LeafSpec check on every batch transfer
     # (lightning/pytorch/utilities/_pytree.py); nothing a user can change: filtered at its source module
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # a module with a validation_step trained on a data module with no validation split (e.g. rollout data)
+    warnings.filterwarnings("ignore", message=r".*You defined a `validation_step` but have no `val_dataloader`.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 
 

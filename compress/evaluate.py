@@ -160,14 +160,15 @@ class EvaluateDeployed:
 
 
 class ClosedLoopMetric(Callback):
-    """Every ``every_n_epochs`` epochs (and at the last), score the student with ``evaluator`` and log the
-    mean over groups of each metric as ``val/<metric>``; with ``baseline``, also the mean per-group
+    """Every ``every_n_epochs`` epochs and at the last (0: only at the last), score the student with
+    ``evaluator`` and log the mean over groups of each metric as ``val/<metric>``; with ``baseline``, also the mean per-group
     ratio ``val/<metric>_over_<baseline_name>`` (the baseline is scored once, on the same seeds)."""
 
     def __init__(self, evaluator: Callable, seeds: Sequence[int] = (0,), every_n_epochs: int = 1,
                  baseline: Any = None, baseline_name: str = "baseline", module_attr: str = "student"):
-        if every_n_epochs < 1:
-            raise UserError(f"ClosedLoopMetric: every_n_epochs must be >= 1, got {every_n_epochs}")
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 0:
+            raise UserError(f"ClosedLoopMetric: every_n_epochs must be an int >= 0 (0: the last epoch only), "
+                            f"got {every_n_epochs!r}")
         self.evaluator, self.seeds, self.every = evaluator, [int(s) for s in seeds], every_n_epochs
         self.baseline, self.baseline_name, self.module_attr = baseline, baseline_name, module_attr
         self._base = None
@@ -179,7 +180,7 @@ class ClosedLoopMetric(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
-        if epoch % self.every and not last:
+        if not last and (self.every == 0 or epoch % self.every):
             return
         scores = as_table(self.evaluator(getattr(pl_module, self.module_attr), self.seeds))
         metrics = list(dict.fromkeys(m for row in scores.values() for m in row))

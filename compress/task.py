@@ -7,7 +7,9 @@ arguments):
    and/or a ``LightningDataModule`` that feeds distillation: a fixed data set, or states rolled out by
    policies.  A data module that rolls out policies implements ``set_policies(teachers, student)``
    (``RolloutData`` below): the framework hands it the run's teachers and the student being trained
-   before fitting; it never fishes them out of the trainer.
+   before fitting; it never fishes them out of the trainer.  A data module may also offer
+   ``calibration_batches(n)`` (input batches for post-training int8, ``export.int8: ptq``), e.g. states it
+   already holds; otherwise the export section calibrates on its first training batches.
 2. **Student factories** with architecture knobs as arguments (widths, depth, kernel sizes), so a
    recipe and an architecture search can vary them.  The LightningModule keeps the network it deploys
    in ``self.student`` (``deployable``): that is what ``student.pt``, the export section, pruning, QAT

@@ -13,7 +13,9 @@ from compress.distill import Distiller, terms
 from envs.link_adaptation import N_ACTIONS, OBS_DIM, OFFSET_MIN
 from tasks.link_adaptation.data import LARolloutData, rollout_states
 from tasks.link_adaptation.evaluate import evaluate
-from tasks.link_adaptation.module import LADistillModule, student_factory
+from compress.distill import DistillationModule
+from tasks.link_adaptation.evaluate import ClosedLoop
+from tasks.link_adaptation.students import student_factory
 from tasks.link_adaptation.olla import OLLA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +80,13 @@ def test_evaluate_same_seeds_and_policy_kinds(tmp_path):
     net = student_factory((16,))
     path = export_onnx(net, torch.zeros(1, OBS_DIM), tmp_path / "s.onnx")
     assert evaluate(str(path), ["micro_veh"], **kw) == evaluate(net, ["micro_veh"], **kw)
+    from compress.export import export_c
+    from compress.quant import calibrate, prepare_qat
+    q = prepare_qat(net)
+    calibrate(q, [torch.randn(64, OBS_DIM)])
+    c_int8 = export_c(q, tmp_path / "c_int8", int8=True)["c"]       # the deployed C, run through ctypes
+    res = evaluate(str(c_int8), ["micro_veh"], **kw)["micro_veh"]
+    assert res["throughput"] > 0 and res != a["micro_veh"]
     with pytest.raises(UserError):
         evaluate(str(tmp_path / "missing.onnx"), ["micro_veh"], **kw)
     with pytest.raises(ValueError, match="unknown scenario"):
@@ -91,7 +100,7 @@ def test_multi_teacher_distillation_matches_teachers():
                 "micro": nn.Sequential(nn.Linear(OBS_DIM, 32), nn.Tanh(), nn.Linear(32, N_ACTIONS))}
     d = Distiller(teachers, [terms.Policy(kind="kl", teacher_q=True, q_T=0.05)], route_key="route")
     student = student_factory((64, 64))
-    m = LADistillModule(student, distiller=d, lr=5e-3)
+    m = DistillationModule(student, distiller=d, lr=5e-3)
     dm = LARolloutData(["macro_ped", "micro_ped"], teacher_of={"macro": 0, "micro": 1}, num_links=64,
                        rollout_tti=60, warmup_tti=10, batch_size=128, student_mix=0.5)
     from compress.task import hand_policies
@@ -125,22 +134,23 @@ def test_missing_teacher_recipe_is_clear(tmp_path):
         RecipeTeacher(str(tmp_path / "la_teacher_nope.yaml"))
 
 
-def test_teacher_for_routes_heldout_by_group_and_tables(tmp_path):
-    import json
-
-    from tasks.link_adaptation.run import teacher_for, write_tables
-    teachers = {"macro": ConstOffset(-1), "micro": ConstOffset(1)}
-    d = Distiller(teachers, [terms.Policy(teacher_q=True)], route_key="route")
-    dm = LARolloutData(["macro_ped", "micro_ped"], teacher_of={"macro": 0, "micro": 1})
-    m = teacher_for(d, dm)
-    assert m["macro_highway"] is d.teacher("macro") and m["mmw_28_ped"] is d.teacher("micro")
-    assert m["micro_veh"] is d.teacher("micro") and len(m) == 8
-    cell = {"throughput": 10.0, "bler": 0.1}
-    rows = {"macro_ped": {"split": "train", "olla": cell, "teacher": {"throughput": 12.0, "bler": 0.1},
-                          "student": {"throughput": 11.4, "bler": 0.1}}}
-    out = write_tables(tmp_path, rows, {"bytes": 100}, {})
-    assert out["summary"]["train_student_over_teacher"] == pytest.approx(0.95)
-    assert out["summary"]["train_teacher_over_olla"] == pytest.approx(1.2)
-    assert json.loads((tmp_path / "results.json").read_text())["throughput_unit"] == "Mbit/s"
-    assert "| macro_ped | train | 10.00 (0.100) | 12.00 (0.100) | 11.40 (0.100) | - |" in \
-        (tmp_path / "results.md").read_text()
+def test_closed_loop_evaluator_routes_heldout_by_group_and_summarizes():
+    ev = ClosedLoop(num_links=32, n_tti=40, warmup_tti=10)
+    assert len(ev.scenarios) == 8                          # every training and held-out scenario by default
+    ev.bind(LARolloutData(["macro_ped", "micro_ped"], teacher_of={"macro": 0, "micro": 1}))
+    cell = lambda thr: {"throughput": thr, "bler": 0.1}    # noqa: E731
+    results = {"olla": {s: cell(10.0) for s in ev.scenarios},
+               "teacher:macro": {s: cell(12.0) for s in ev.scenarios},
+               "teacher:micro": {s: cell(20.0) for s in ev.scenarios},
+               "student": {s: cell(11.4) for s in ev.scenarios},
+               "onnx_int8": {s: cell(11.4 if s.startswith("macro") else 19.0) for s in ev.scenarios}}
+    assert ev.teacher_column(results, "macro_highway") == "teacher:macro"      # held out, by its group
+    assert ev.teacher_column(results, "mmw_28_ped") == "teacher:micro"
+    s = ev.summarize(results)
+    assert s["train_student_over_olla"] == pytest.approx(1.14)
+    assert s["train_onnx_int8_over_teacher"] == pytest.approx(0.95)        # 11.4/12 (macro) and 19/20 (micro)
+    assert s["train_teacher_over_olla"] == pytest.approx((1.2 + 2.0) / 2)
+    with pytest.raises(UserError, match="n_tti"):
+        ClosedLoop(n_tti=10, warmup_tti=10)
+    res = ev(ConstOffset(0), seeds=[3])
+    assert set(res) == set(ev.scenarios) and all(r["throughput"] > 0 for r in res.values())

@@ -2,9 +2,11 @@
 
     python tools/bench_la.py [--json] [--env-speed] [--plot PATH] [--seeds 100 101]
 
-Runs (or resumes; teachers and finished students are reused) recipes/la_single_teacher.yaml and
-recipes/la_multi_teacher.yaml through ``tasks.link_adaptation.run.run_job``: int8 export, profile
-(batch 1, one thread, own process) and closed-loop evaluation on the same seeds for every policy.
+Runs recipes/la_single_teacher.yaml and recipes/la_multi_teacher.yaml as ``python -m compress fit`` does
+(``compress.cli.run_recipe``; teachers are cached by recipe hash, students retrained unless ``--reuse``): their
+export section (post-training int8, weight-only int8 ONNX and int8 C, profiled at batch 1, one thread, own
+process) and their ``EvaluateDeployed`` hook (closed loop of every policy and artifact on the same seeds) write
+``results.json``, which this bench reads.
 Prints a table; ``--json`` prints one JSON object on the last line:
 {"throughput_unit": "Mbit/s", "scenarios": [{"name", "split", "olla", "olla_tuned", "teacher",
  "teacher_general", "single", "multi"}...], "students": {"single": {"bytes", "p50_us", "p99_us", ...},
@@ -142,32 +144,47 @@ def main(argv=None) -> int:
 
     import torch
     torch.set_num_threads(1)
+    from compress.cli import run_recipe
+    from envs.scenarios import get_scenario
     from tasks.link_adaptation.evaluate import evaluate
     from tasks.link_adaptation.olla import OLLA
-    from tasks.link_adaptation.run import run_job
 
     ev = dict(seeds=tuple(a.seeds), num_links=a.links, n_tti=a.ttis)
     t0 = time.time()
     # students are retrained (--fresh) so the numbers are of the current code; teachers stay cached by
     # recipe hash (delete cache/teachers to retrain them); --reuse scores finished runs as they are
     extra = [] if a.reuse else ["--fresh"]
-    res = {k: run_job(f"recipes/la_{k}_teacher.yaml", extra, eval_kwargs=ev) for k in ("single", "multi")}
-    tuned = tuned_olla(list(res["multi"]["scenarios"]), a.ttis, a.retune)
+    extra += [f"--after_fit.0.init_args.seeds={json.dumps(list(a.seeds))}",
+              f"--after_fit.0.init_args.evaluator.init_args.num_links={a.links}",
+              f"--after_fit.0.init_args.evaluator.init_args.n_tti={a.ttis}"]
+    res = {}
+    for k in ("single", "multi"):
+        run = run_recipe("fit", f"recipes/la_{k}_teacher.yaml", extra)
+        res[k] = json.loads((Path(run.run_dir) / "results.json").read_text())
+    pol = {k: r["policies"] for k, r in res.items()}
+    scenarios = list(pol["multi"]["olla"])
+    tuned = tuned_olla(scenarios, a.ttis, a.retune)
     rows = []
-    for name, m in res["multi"]["scenarios"].items():
-        s = res["single"]["scenarios"][name]
+    for name in scenarios:
+        m, s = pol["multi"], pol["single"]
         olla_t = evaluate(OLLA(**tuned[name]), [name], **ev)[name]
-        row = {"name": name, "split": m["split"], "olla": m["olla"], "olla_tuned": {**olla_t, **tuned[name]},
-               "single": s["student_int8"], "multi": m["student_int8"], "single_fp32": s["student"],
-               "multi_fp32": m["student"]}
-        if "teacher" in m:
-            row["teacher"] = m["teacher"]
-        if "teacher" in s:
-            row["teacher_general"] = s["teacher"]
+        row = {"name": name, "split": get_scenario(name).split, "olla": m["olla"][name],
+               "olla_tuned": {**olla_t, **tuned[name]}, "single": s["onnx_int8"][name], "multi": m["onnx_int8"][name],
+               "single_fp32": s["student"][name], "multi_fp32": m["student"][name],
+               "single_c_int8": s["c_int8"][name], "multi_c_int8": m["c_int8"][name]}
+        group_teacher = f"teacher:{get_scenario(name).group}"   # the multi recipe's teachers are named by group
+        if group_teacher in m:
+            row["teacher"] = m[group_teacher][name]
+        row["teacher_general"] = s["teacher:general"][name]
         rows.append(row)
-    students = {k: {kk: res[k]["deployed"][kk] for kk in ("bytes", "int8_param_bytes", "params", "p50_us",
-                                                          "p99_us", "c_p50_us", "c_p99_us")}
-                for k in ("single", "multi")}
+
+    def student_row(r: dict) -> dict:
+        prof = r["deployed"]["profile"]
+        ort, c = prof["latency"]["onnxruntime-int8w"], prof["latency"]["c-export-int8"]
+        return {"bytes": prof["bytes"]["onnx-int8"] if "onnx-int8" in prof["bytes"] else None,
+                "int8_param_bytes": prof["bytes"].get("int8_params"), "params": prof.get("params"),
+                "p50_us": ort["p50_us"], "p99_us": ort["p99_us"], "c_p50_us": c["p50_us"], "c_p99_us": c["p99_us"]}
+    students = {k: student_row(res[k]) for k in ("single", "multi")}
     Path(a.plot).parent.mkdir(parents=True, exist_ok=True)
     plot(rows, Path(a.plot))
 

@@ -55,7 +55,7 @@ RUNTIMES = ["c-floor", "c-export", "c-export-int8", "onnxruntime", "onnxruntime-
 TARGETS = {"c_export_over_floor_16": 3.0, "ort_p50_us_16": 10.0, "int8_bytes_16": 16 * 1024, "tti8_us": 10.0}
 CROSS_ROUNDS = 3
 BREAKDOWN_ROUNDS = 5
-LA_STUDENT = Path(__file__).resolve().parents[1] / "runs/la_multi_teacher/artifacts/student_int8.onnx"
+LA_STUDENT = Path(__file__).resolve().parents[1] / "runs/la_multi_teacher/export/student_int8.onnx"
 
 
 def make_mlp(sizes: list[int]) -> nn.Sequential:

@@ -22,12 +22,14 @@ FORMATS = ("onnx", "onnx-int8", "c", "c-int8")
 
 
 def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = None, *, name: str = "student",
-               formats="auto", opset: int = 18, manifest_name: str | None = None) -> dict[str, Path]:
+               formats="auto", opset: int = 18, manifest_name: str | None = None,
+               onnx_int8_activations: str = "int8") -> dict[str, Path]:
     """Export ``model`` to ``formats`` under ``out_dir``; returns {format: main file, "manifest": path}.
 
     ``formats``: "auto" (QAT-prepared -> onnx-int8 + c-int8, else onnx + c; C is skipped, and the
     reason recorded in the manifest, when the model is not an MLP) or a list from
-    onnx | onnx-int8 | c | c-int8 (then every listed format must succeed).
+    onnx | onnx-int8 | c | c-int8 (then every listed format must succeed).  ``onnx_int8_activations``:
+    "int8" (the QDQ integer graph) or "float" (weight-only int8, see ``compress.export.onnx_int8``).
     """
     from compress.export.c_export import export_c
     from compress.export.onnx_export import export_onnx
@@ -52,7 +54,8 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
         if fmt == "onnx":
             paths[fmt] = export_onnx(model, example_input, out / f"{name}.onnx", opset=opset)
         elif fmt == "onnx-int8":
-            paths[fmt] = export_onnx_int8(model, example_input, out / f"{name}_int8.onnx", opset=opset)
+            paths[fmt] = export_onnx_int8(model, example_input, out / f"{name}_int8.onnx", opset=opset,
+                                           activations=onnx_int8_activations)
         else:
             int8 = fmt == "c-int8"
             try:

@@ -23,9 +23,9 @@ LIGHTNING_KEYS = {"seed_everything", "trainer", "model", "data", "ckpt_path"}
 PROJECT_KEYS = {"run_dir", "logger", "export", "search", "after_fit"}
 # what decides the trained state: a resume must see the same values (compress.run.folder)
 TRAINING_KEYS = ("seed_everything", "trainer", "model", "data")
-EXPORT_KEYS = {"checkpoint", "onnx", "onnx_int8", "c", "c_int8", "int8", "calibration_batches", "profile",
+EXPORT_KEYS = {"checkpoint", "onnx", "onnx_int8", "onnx_int8_weights_only", "c", "c_int8", "int8", "calibration_batches", "profile",
                "input_shape", "runtimes", "dir"}
-_EXPORT_TYPES = {"checkpoint": str, "onnx": bool, "onnx_int8": bool, "c": bool, "c_int8": bool, "int8": str,
+_EXPORT_TYPES = {"checkpoint": str, "onnx": bool, "onnx_int8": bool, "onnx_int8_weights_only": bool, "c": bool, "c_int8": bool, "int8": str,
                  "calibration_batches": int, "profile": bool, "input_shape": list, "runtimes": list, "dir": str}
 _FILE_KEYS = {"recipe"}  # init_args that must name an existing file (a nested recipe when it ends in .yaml)
 

@@ -4,10 +4,13 @@
       onnx: true        # fp32 ONNX, one self-contained file
       c: true           # dependency-free C source (MLP students)
       onnx_int8: true   # int8 QDQ ONNX
+      onnx_int8_weights_only: false   # true: int8 weights, float activations (ORT folds the weights at load;
+                        #   faster than the QDQ graph for small MLPs, see compress.export.onnx_int8)
       c_int8: true      # int8 C
       int8: qat         # where the int8 scales come from: qat (a QATCallback trained them; the default when
                         #   the trainer has one) or ptq (post-training: calibrated on training batches)
-      calibration_batches: 20   # ptq: how many training batches calibrate the activation ranges
+      calibration_batches: 20   # ptq: how many batches calibrate the activation ranges (the data module's
+                        #   calibration_batches(n) if it has one, else its first n training batches)
       profile: true     # params, MACs, exact bytes, latency p50/p99 per runtime -> profile.json
       input_shape: [1, 16]   # optional; default: one sample of the data module
       runtimes: [onnxruntime, c-export]   # optional subset for profiling
@@ -45,16 +48,28 @@ def example_input(student: nn.Module, datamodule, cfg: dict) -> torch.Tensor:
             raise UserError(f"export.input_shape must be positive integers, got {shape}")
         return torch.randn(*shape)
     if datamodule is not None:
+        from lightning.pytorch import LightningDataModule
+
+        if hasattr(datamodule, "calibration_batches"):  # data the module already holds (no new rollout)
+            return torch.as_tensor(datamodule.calibration_batches(1)[0])[:1].float()
         datamodule.setup("fit")
-        loader = datamodule.val_dataloader() or datamodule.train_dataloader()
+        has_val = type(datamodule).val_dataloader is not LightningDataModule.val_dataloader
+        loader = (datamodule.val_dataloader() if has_val else None) or datamodule.train_dataloader()
         return batch_input(next(iter(loader)))[:1].float()
     raise UserError("export needs export.input_shape (no data module to take an example from)")
 
 
 def calibration_batches(datamodule, n: int):
-    """The inputs of the first ``n`` training batches (post-training int8 calibration)."""
+    """``n`` input batches for post-training int8 calibration: the data module's own
+    ``calibration_batches(n)`` when it has one (e.g. states a rollout data module already holds, so that
+    calibrating does not roll out again), else the inputs of its first ``n`` training batches."""
     if datamodule is None:
         raise UserError("export.int8: ptq calibrates on training batches and needs the recipe's data section")
+    if hasattr(datamodule, "calibration_batches"):
+        out = [torch.as_tensor(b).float() for b in datamodule.calibration_batches(n)]
+        if not out:
+            raise UserError(f"export.int8: ptq: {type(datamodule).__name__}.calibration_batches gave no batch")
+        return out
     out = []
     for batch in _train_loader(datamodule):
         out.append(batch_input(batch).float())
@@ -103,16 +118,18 @@ def export_student(student: nn.Module, datamodule, cfg: dict, run_dir: str | Pat
         paths = export_all(student, out, x, formats=fp32)
         result["artifacts"].update({k: str(v) for k, v in paths.items() if k != "manifest"})
     deployed = student
+    weights_only = bool(cfg.get("onnx_int8_weights_only"))
     if int8:
         deployed = _int8_student(student, datamodule, cfg, qat)
-        paths = export_all(deployed, out, x, formats=int8, manifest_name="manifest_int8.json" if fp32 else None)
+        paths = export_all(deployed, out, x, formats=int8, manifest_name="manifest_int8.json" if fp32 else None,
+                           onnx_int8_activations="float" if weights_only else "int8")
         result["artifacts"].update({k: str(v) for k, v in paths.items() if k != "manifest"})
     if fp32 or int8:
         print(f"[compress] exported {', '.join(fp32 + int8)} to {out}", flush=True)
     if cfg.get("profile"):
         from ..profile import profile_model
 
-        int8_rt = ("onnxruntime-int8", "c-export-int8")
+        int8_rt = ("onnxruntime-int8w" if weights_only else "onnxruntime-int8", "c-export-int8")
         runtimes = tuple(cfg.get("runtimes") or (() if qat else ("torch-eager", "onnxruntime", "c-export")) +
                          (int8_rt if int8 else ()))
         profiles = []

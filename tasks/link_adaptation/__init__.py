@@ -1,7 +1,9 @@
-"""Link-adaptation task adapter (issue 5): OLLA baseline, policy-distillation data and module, closed-loop
-evaluation, and the main job (``python -m tasks.link_adaptation.run RECIPE``). The DQN teachers need no
-adapter: ``recipes/la_teacher_*.yaml`` run the generic ``compress.rl.DQN`` on an
-``envs.link_adaptation.LinkAdaptationEnv`` given as an env spec.
+"""Link-adaptation task on the task contract (``compress.task``): the env is
+``envs.link_adaptation.LinkAdaptationEnv``; ``LARolloutData`` rolls it out with the teachers and the
+student (DAgger); ``student_factory`` builds the MLP student; ``ClosedLoop`` is the evaluator (OLLA,
+teachers, student and deployed artifacts on the same seeds); ``OLLA`` is the baseline.  The DQN teachers
+are ``compress.rl.DQN`` on the env (``recipes/la_teacher_*.yaml``); the student is distilled by the
+framework's ``DistillationModule`` (``recipes/la_multi_teacher.yaml``, the main job).
 
 Submodules are imported lazily so that ``import tasks.link_adaptation.olla`` does not pull in
 Lightning."""
@@ -10,9 +12,8 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "OLLA": "olla", "evaluate": "evaluate", "as_policy": "evaluate", "LARolloutData": "data",
-    "rollout_states": "data", "LADistillModule": "module", "student_factory": "module",
-    "run_job": "run",
+    "OLLA": "olla", "evaluate": "evaluate", "as_policy": "evaluate", "ClosedLoop": "evaluate",
+    "LARolloutData": "data", "rollout_states": "data", "student_factory": "students",
 }
 
 __all__ = sorted(_LAZY)

@@ -130,6 +130,15 @@ class LARolloutData(pl.LightningDataModule):
             self.r = np.concatenate([self.r, r])[-self.max_states:]
         self._epoch_done = epoch
 
+    def calibration_batches(self, n: int, size: int = 1000) -> list[torch.Tensor]:
+        """Post-training int8 calibration data (``export.int8: ptq``): the first ``n * size`` states held,
+        i.e. the teachers' own rollouts of epoch 0 (rolled out here if the module holds none, e.g. when a
+        finished run is exported again)."""
+        if self.x is None:
+            self._grow(0)
+        x = torch.from_numpy(np.ascontiguousarray(self.x[:n * size], dtype=np.float32))
+        return [x[i:i + size] for i in range(0, len(x), size)]
+
     def train_dataloader(self):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         if epoch != self._epoch_done:
