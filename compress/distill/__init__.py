@@ -7,8 +7,8 @@ from .module import DistillationModule, LeanHooks
 from .online import OnlineDistillationModule
 from .recipe_teacher import RecipeTeacher
 from .taps import Tap
-from .teachers import Checkpoint, EMATeacher, SnapshotTeacher
+from .teachers import Checkpoint, EMATeacher, SnapshotTeacher, frozen_copy
 
 __all__ = ["Distiller", "DistillationModule", "LeanHooks", "OnlineDistillationModule", "Checkpoint", "EMATeacher",
-           "SnapshotTeacher", "RecipeTeacher", "TeacherCache", "TargetLoss", "Tap", "batch_input", "schedules",
+           "SnapshotTeacher", "frozen_copy", "RecipeTeacher", "TeacherCache", "TargetLoss", "Tap", "batch_input", "schedules",
            "terms"]

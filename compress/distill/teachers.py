@@ -21,7 +21,7 @@ from torch import nn
 
 from compress.errors import UserError
 
-__all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "load_state_dict_file",
+__all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "frozen_copy", "load_state_dict_file",
            "fingerprint"]
 
 
@@ -132,6 +132,14 @@ class TeacherHandle:
         return out.detach() if isinstance(out, torch.Tensor) else out
 
 
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` in eval mode with no parameter requiring grad (self-teachers, targets)."""
+    out = copy.deepcopy(module).eval()
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
+
+
 class EMATeacher(nn.Module):
     """Exponential moving average of the student (mean teacher).  ``update(student)`` after each step."""
 
@@ -140,9 +148,7 @@ class EMATeacher(nn.Module):
         if not 0.0 <= decay < 1.0:
             raise UserError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = float(decay)
-        self.module = copy.deepcopy(student).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
+        self.module = frozen_copy(student)
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> None:
@@ -150,9 +156,7 @@ class EMATeacher(nn.Module):
         for name, t_val in self.module.state_dict().items():
             s_val = s_state[name]
             if t_val.shape != s_val.shape:  # the student was pruned: restart the average
-                self.module = copy.deepcopy(student).eval()
-                for p in self.module.parameters():
-                    p.requires_grad_(False)
+                self.module = frozen_copy(student)
                 return
             if t_val.dtype.is_floating_point:
                 t_val.mul_(self.decay).add_(s_val.detach(), alpha=1.0 - self.decay)
@@ -171,9 +175,7 @@ class EMATeacher(nn.Module):
 def _load_copy(teacher: nn.Module, student: nn.Module, state: dict) -> None:
     current = teacher.module.state_dict()
     if set(current) != set(state) or any(current[k].shape != state[k].shape for k in state):
-        teacher.module = copy.deepcopy(student).eval()
-        for p in teacher.module.parameters():
-            p.requires_grad_(False)
+        teacher.module = frozen_copy(student)
     teacher.module.load_state_dict(state)
 
 
@@ -185,15 +187,11 @@ class SnapshotTeacher(nn.Module):
         if every_n_epochs < 1:
             raise UserError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
-        self.module = copy.deepcopy(student).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
+        self.module = frozen_copy(student)
 
     @torch.no_grad()
     def snapshot(self, student: nn.Module) -> None:
-        self.module = copy.deepcopy(student).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
+        self.module = frozen_copy(student)
 
     @torch.no_grad()
     def load_state(self, student: nn.Module, state: dict) -> None:
