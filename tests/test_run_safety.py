@@ -224,7 +224,6 @@ def test_resume_is_exact_across_epochs_with_an_ema_self_teacher(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- kills (slow)
-@pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun_ends_equal(tmp_path):
     ref = faults.write(tmp_path / "ref.yaml", faults.digits_recipe(tmp_path / "ref", epochs=6, self_distill="ema"))
     assert faults.cli("fit", ref).returncode == 0
@@ -239,7 +238,6 @@ def test_sigkill_at_random_moments_then_rerun_ends_equal(tmp_path):
         assert faults.same_weights(faults.student_state(run), faults.student_state(tmp_path / "ref"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_and_sigterm_save_and_say_so(tmp_path, sig):
     run = tmp_path / "run"
@@ -255,7 +253,6 @@ def test_sigint_and_sigterm_save_and_say_so(tmp_path, sig):
     assert r.returncode == 0 and "resuming from" in r.stdout
 
 
-@pytest.mark.slow
 def test_teacher_training_ends_with_its_parent(tmp_path):
     teacher = faults.slow_teacher_recipe(tmp_path / "slow_teacher.yaml", tmp_path / "t")
     cfg = faults.digits_recipe(tmp_path / "run")

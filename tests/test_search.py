@@ -303,7 +303,6 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT), "COMPRESS_NUM_THREADS": "1"}
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     cfg = tiny_recipe(tmp_path, limits={"max_bytes": 100000}, n_trials=5)
     cfg["trainer"]["max_epochs"] = 4
@@ -338,7 +337,6 @@ def test_resume_after_sigkill(tmp_path):
     assert len(rows) == 6 and sum(r["state"] == "FAIL" for r in rows) == 1
 
 
-@pytest.mark.slow
 def test_two_workers_share_one_storage(tmp_path):
     cfg = tiny_recipe(tmp_path, limits={"max_bytes": 100000}, sampler="tpe")
     recipe = write_recipe(tmp_path, cfg)
@@ -354,7 +352,6 @@ def test_two_workers_share_one_storage(tmp_path):
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == 4   # no duplicated proposal
 
 
-@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_retried_by_the_other(tmp_path):
     """Two workers; one is SIGKILLed inside a trial: the live one notices the stale trial, runs its
     re-queued copy and the study still ends with exactly N finished trials, in the same invocation."""
