@@ -40,6 +40,9 @@ def _configure_logging() -> None:
     # Lightning 2.6's own pytree helper calls torch's deprecated LeafSpec check on every batch transfer
     # (lightning/pytorch/utilities/_pytree.py); nothing a user can change: filtered at its source module
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # compress.rl feeds Lightning a counter of exactly steps_per_epoch items with no worker processes: the
+    # warning about IterableDataset lengths under multi-process loading cannot apply
+    warnings.filterwarnings("ignore", message=r".*Your `IterableDataset` has `__len__` defined.*")
     # a module with a validation_step trained on a data module with no validation split (e.g. rollout data)
     warnings.filterwarnings("ignore", message=r".*You defined a `validation_step` but have no `val_dataloader`.*")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
