@@ -175,7 +175,10 @@ def write_reports(study, scfg, run_dir: Path) -> dict:
                "rejected_before_training": rejected, "pareto": [e["number"] for e in entries],
                "run_dir": str(run_dir)}
     best = best_trial(study, scfg.directions, scfg.objectives) if scfg.export_best else None
-    if best is not None and best.user_attrs.get("artifact"):
+    if best is not None and best.user_attrs.get("artifact") and not Path(best.user_attrs["artifact"]).is_file():
+        print(f"[search] best trial {best.number}'s artifact {best.user_attrs['artifact']} is not on this machine "
+              "(another worker trained it): best/ not written; run --report where it is", flush=True)
+    elif best is not None and best.user_attrs.get("artifact"):
         out = export_best(best, run_dir / "best", scfg.input_shape)
         summary["best"] = {"number": best.number, "values": list(best.values), "artifact": out["artifact"]}
         print(out["profile"].table(), flush=True)
