@@ -25,6 +25,7 @@ from ..task import deployable, hand_policies
 from .checkpoints import AtomicCheckpointIO, LastCheckpoint, non_finite, read_checkpoint
 from .folder import RunFolder
 from .guards import NonFiniteGuard
+from .ranks import is_rank_zero_process
 from .seeding import EpochSeeding
 
 __all__ = ["run", "RunResult", "set_threads", "save_student"]
@@ -100,11 +101,17 @@ def _build_trainer(cfg: dict, folder: RunFolder, recipe: Path, seed: int):
     if "logger" not in kw:
         kw["logger"] = _logger(cfg.get("logger", "csv"), folder.path, recipe.stem)
     try:
-        return Trainer(callbacks=callbacks, plugins=plugins, **kw)
+        trainer = Trainer(callbacks=callbacks, plugins=plugins, **kw)
     except Exception as exc:  # noqa: BLE001
         if is_user_error(exc) or isinstance(exc, (ValueError, TypeError)):
             raise RecipeError(f"{recipe}: trainer: {first_line(exc)}") from exc
         raise
+    single = [type(c).__name__ for c in callbacks if getattr(c, "distributed_ok", True) is False]
+    if single and trainer.world_size > 1:   # refused before the DDP launcher starts the other ranks
+        raise RecipeError(f"{recipe}: trainer.callbacks: {', '.join(single)} cannot run under a distributed "
+                          f"strategy ({trainer.world_size} processes): they change the network mid-training, "
+                          "which DDP cannot follow; use trainer.devices=1 for pruning / QAT")
+    return trainer
 
 
 def run(command: str, prepared: Prepared) -> RunResult:
@@ -115,7 +122,8 @@ def run(command: str, prepared: Prepared) -> RunResult:
 
     cfg, recipe = prepared.cfg, prepared.path
     folder = RunFolder(prepared.run_dir)
-    with prepared.allowing(), folder:
+    owner = is_rank_zero_process()   # DDP: rank 1.. re-run this command; only rank 0 owns the run folder
+    with prepared.allowing(), (folder if owner else _NoLock()):
         set_threads()
         fresh = command == "fit" and prepared.flag("--fresh") and not cfg.get("ckpt_path")
         resume = None if fresh else _resume_point(command, prepared, folder)
@@ -127,20 +135,31 @@ def run(command: str, prepared: Prepared) -> RunResult:
         model = instantiate(cfg["model"], "model")
         hand_policies(model, datamodule)
         trainer = _build_trainer(cfg, folder, recipe, seed)
-        if fresh:  # only now: a --fresh rerun whose recipe does not build keeps the previous run
+        if fresh and owner:  # only now: a --fresh rerun whose recipe does not build keeps the previous run
             folder.start_over()
-        if command == "fit":
+        if command == "fit" and owner:
             folder.record_recipe(cfg)
         if resume:
             print(f"[compress] {'resuming from' if command == 'fit' else 'using'} {resume}", flush=True)
         result = RunResult(model, datamodule, trainer, folder.path)
         if command == "fit":
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-            _after_fit(cfg, result, folder)
+            if owner and trainer.is_global_zero:
+                _after_fit(cfg, result, folder)
         else:
             fn = trainer.validate if command == "validate" else trainer.test
             result.metrics = fn(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         return result
+
+
+class _NoLock:
+    """A DDP rank other than 0: rank 0 holds the run folder's lock for the whole run."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
 
 
 def _resume_point(command: str, prepared: Prepared, folder: RunFolder) -> str | None:

@@ -1,0 +1,123 @@
+"""DistillationModule under Lightning DDP (issue 17): ``python -m compress fit RECIPE
+--trainer.strategy=ddp --trainer.devices=2 --trainer.accelerator=cpu`` (2 CPU processes, gloo).
+
+Equivalence: EpochShuffle's order is sharded by Lightning's DistributedSamplerWrapper (rank r takes
+positions r, r+2, ...), so 2 ranks x batch B/2 see, at every step, exactly the samples of 1 rank x
+batch B; DDP averages the two ranks' mean-loss gradients, which is the gradient of the full batch's
+mean loss.  So the logged (rank-averaged) training losses and the final weights must agree to float
+rounding: stated tolerance 1e-4 absolute on every step's loss and on every weight.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-4
+B = 32
+N_TRAIN = 640          # digits train split 1,078 x 0.594 -> 640 samples: 20 full batches of 32, no padding
+
+
+def _recipe(tmp_path: Path, distiller: dict, name: str) -> Path:
+    cfg = {
+        "seed_everything": 0,
+        "trainer": {"max_epochs": 2, "accelerator": "cpu", "devices": 1, "log_every_n_steps": 1,
+                    "enable_progress_bar": False, "enable_model_summary": False},
+        "model": {"class_path": "compress.distill.DistillationModule", "init_args": {
+            "student": {"class_path": "compress.models.MLP",
+                        "init_args": {"in_features": 64, "out_features": 10, "hidden": [12]}},
+            "distiller": {"class_path": "compress.distill.Distiller", "init_args": distiller},
+            "task_loss": {"class_path": "torch.nn.CrossEntropyLoss"}, "task_weight": 0.5,
+            "num_classes": 10, "lr": 0.01}},
+        "data": {"class_path": "compress.data.DigitsDataModule",
+                 "init_args": {"batch_size": B, "seed": 0, "train_fraction": 0.594}},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _fit(recipe: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COMPRESS_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "compress", "fit", str(recipe), f"--run_dir={run_dir}", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+DDP = ("--trainer.strategy=ddp", "--trainer.devices=2", f"--data.init_args.batch_size={B // 2}")
+
+
+def _done(proc: subprocess.Popen, timeout: int = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def _losses(run_dir: Path) -> list[float]:
+    files = sorted((run_dir / "logs").glob("version_*/metrics.csv"))
+    assert len(files) == 1, files                     # one logger, written by rank 0 only
+    rows = list(csv.DictReader(open(files[0])))
+    return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+
+
+def _weights(run_dir: Path) -> dict:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return ckpt["state_dict"]
+
+
+def test_ddp_two_ranks_half_batch_match_one_rank_full_batch(tmp_path):
+    """Network teacher + a feature term whose linear connector is trained (and synchronised) + KL."""
+    distiller = {"teachers": {"class_path": "compress.models.MLP",
+                              "init_args": {"in_features": 64, "out_features": 10, "hidden": [24]}},
+                 "terms": [{"class_path": "compress.distill.terms.Feature",
+                            "init_args": {"student_tap": "net.1", "teacher_tap": "net.1", "weight": 0.5}},
+                           {"class_path": "compress.distill.terms.KL", "init_args": {"T": 2.0}}]}
+    recipe = _recipe(tmp_path, distiller, "ddp_feature")
+    one, two = tmp_path / "one", tmp_path / "two"
+    procs = [_fit(recipe, one), _fit(recipe, two, *DDP)]
+    _done(procs[0])
+    out = _done(procs[1])
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in out                 # two processes really trained
+    a, b = _losses(one), _losses(two)
+    assert len(a) == len(b) == 2 * N_TRAIN // B       # every step logged: 40 optimizer steps in both runs
+    assert max(abs(x - y) for x, y in zip(a, b)) < TOL
+    assert a[0] != a[-1]                              # it trained
+    wa, wb = _weights(one), _weights(two)
+    assert set(wa) == set(wb) and any(k.startswith("distiller.terms.0.connector") for k in wa)
+    assert not any("teacher" in k for k in wa)        # teachers are never in the module (never wrapped)
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=TOL), k
+    # one run folder, written by rank 0 only: one checkpoint, the recorded recipe, the student
+    assert sorted(p.name for p in (two / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert (two / "recipe.yaml").is_file() and (two / "student.pt").is_file()
+
+
+def test_ddp_samplers_shard_themselves_by_rank(monkeypatch):
+    """What the equivalence rests on, without processes: under W ranks EpochShuffle gives rank r the
+    positions r, r+W, ... of the one-process order (padded like DistributedSampler), EpochBatches deals
+    whole batches; Lightning keeps them (they are DistributedSamplers) instead of reshuffling."""
+    import compress.data.sampling as sampling
+    from torch.utils.data import DistributedSampler
+
+    one = sampling.EpochShuffle(10, seed=3)
+    one.set_epoch(2)
+    order = list(one)
+    assert sorted(order) == list(range(10)) and isinstance(one, DistributedSampler)
+    shards = []
+    for rank in range(3):
+        monkeypatch.setattr(sampling, "_rank_world", lambda r=rank: (r, 3))
+        s = sampling.EpochShuffle(10, seed=3)
+        s.set_epoch(2)
+        shards.append(list(s))
+        assert len(s) == 4
+    padded = order + order[:2]
+    assert shards == [padded[0::3], padded[1::3], padded[2::3]]
+    monkeypatch.setattr(sampling, "_rank_world", lambda: (1, 2))
+    b = sampling.EpochBatches(10, 3, seed=0, shuffle=False)
+    assert list(b) == [[3, 4, 5], [9]] and len(b) == 2
