@@ -121,3 +121,57 @@ def test_ddp_samplers_shard_themselves_by_rank(monkeypatch):
     monkeypatch.setattr(sampling, "_rank_world", lambda: (1, 2))
     b = sampling.EpochBatches(10, 3, seed=0, shuffle=False)
     assert list(b) == [[3, 4, 5], [9]] and len(b) == 2
+
+
+def test_ddp_recipe_teacher_trained_once_and_cache_written_by_rank_zero(tmp_path):
+    """A RecipeTeacher needed by three processes at once (one single-process run, two DDP ranks) is
+    trained once (the lock beside its cache file); KL through the teacher-output cache gives the same
+    losses on 1 and 2 ranks; the cache file is written by rank 0 only, holding its own shard."""
+    teacher = {"seed_everything": 0,
+               "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1, "logger": False,
+                           "enable_progress_bar": False, "enable_model_summary": False},
+               "model": {"class_path": "compress.distill.DistillationModule", "init_args": {
+                   "student": {"class_path": "compress.models.MLP",
+                               "init_args": {"in_features": 64, "out_features": 10, "hidden": [32]}},
+                   "task_loss": {"class_path": "torch.nn.CrossEntropyLoss"}, "num_classes": 10, "lr": 0.01}},
+               "data": {"class_path": "compress.data.DigitsDataModule",
+                        "init_args": {"batch_size": 64, "seed": 0, "train_fraction": 0.3}}}
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump(teacher, sort_keys=False))
+    distiller = {"teachers": {"class_path": "compress.distill.RecipeTeacher",
+                              "init_args": {"recipe": str(tmp_path / "teacher.yaml"),
+                                            "cache_dir": str(tmp_path / "teachers")}},
+                 "terms": [{"class_path": "compress.distill.terms.KL", "init_args": {"T": 2.0}}]}
+    recipe = _recipe(tmp_path, distiller, "ddp_cache")
+    one, two = tmp_path / "one", tmp_path / "two"
+    cache = "--model.init_args.distiller.init_args.cache={}"
+    procs = [_fit(recipe, one, "--trainer.max_epochs=1", cache.format(one / "cache.pt")),
+             _fit(recipe, two, "--trainer.max_epochs=1", cache.format(two / "cache.pt"), *DDP)]
+    outs = [_done(p) for p in procs]
+    assert sum(o.count("missing: training them") for o in outs) == 1      # trained once for all three
+    a, b = _losses(one), _losses(two)
+    assert len(a) == len(b) == N_TRAIN // B and max(abs(x - y) for x, y in zip(a, b)) < TOL
+    full = torch.load(one / "cache.pt", weights_only=True)
+    shard = torch.load(two / "cache.pt", weights_only=True)
+    assert int(full["filled"].sum()) == N_TRAIN
+    from compress.data.sampling import EpochShuffle
+    rank0 = sorted(list(EpochShuffle(N_TRAIN, 0))[0::2])                   # epoch 0, rank 0's positions
+    assert shard["filled"].nonzero().flatten().tolist() == rank0
+    assert torch.equal(shard["outputs"][rank0], full["outputs"][rank0])     # same teacher, same outputs
+
+
+@pytest.mark.parametrize("callback", [
+    {"class_path": "compress.prune.PruningCallback", "init_args": {"target_ratio": 0.5, "example_input": [1, 64]}},
+    {"class_path": "compress.quant.QATCallback", "init_args": {"start_epoch": 0}},
+])
+def test_ddp_refuses_pruning_and_qat_before_starting_ranks(tmp_path, callback):
+    from compress.errors import RecipeError
+    from compress.recipe import prepare
+    from compress.run import run
+
+    recipe = _recipe(tmp_path, {"terms": []}, "ddp_refuse")
+    prepared = prepare(str(recipe), ["--trainer.strategy=ddp", "--trainer.devices=2",
+                                     f"--run_dir={tmp_path / 'run'}"])
+    prepared.cfg["trainer"]["callbacks"] = [callback]
+    with pytest.raises(RecipeError, match=r"cannot run under a distributed strategy \(2 processes\)"):
+        run("fit", prepared)
+    assert not (tmp_path / "run" / "checkpoints").exists()                 # nothing trained

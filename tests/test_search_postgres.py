@@ -63,7 +63,7 @@ def _trained_in(run_dirs: list[Path]) -> dict[int, list[Path]]:
 
 
 def test_postgres_three_independent_workers_no_duplicates(tmp_path, postgres_url):
-    recipe, n = _recipe(tmp_path, epochs=2), 6
+    recipe, n = _recipe(tmp_path, epochs=2), 5
     dirs = [tmp_path / f"machine{i}" for i in range(3)]
     _wait([_worker(recipe, postgres_url, i, d, n) for i, d in enumerate(dirs)])
     trials = _trials(postgres_url)
@@ -95,7 +95,7 @@ def test_postgres_three_independent_workers_no_duplicates(tmp_path, postgres_url
 
 
 def test_postgres_sigkill_one_worker_mid_trial_is_retried(tmp_path, postgres_url):
-    recipe, n = _recipe(tmp_path, epochs=6), 5
+    recipe, n = _recipe(tmp_path, epochs=4), 4
     dirs = [tmp_path / f"machine{i}" for i in range(3)]
     procs = [_worker(recipe, postgres_url, i, d, n) for i, d in enumerate(dirs)]
     victim, deadline = None, time.time() + 240
@@ -119,7 +119,7 @@ def test_postgres_sigkill_one_worker_mid_trial_is_retried(tmp_path, postgres_url
 
 
 def test_postgres_study_resumed_after_all_workers_killed(tmp_path, postgres_url):
-    recipe, n = _recipe(tmp_path, epochs=6), 5
+    recipe, n = _recipe(tmp_path, epochs=4), 4
     dirs = [tmp_path / f"machine{i}" for i in range(2)]
     procs = [_worker(recipe, postgres_url, i, d, n) for i, d in enumerate(dirs)]
     deadline = time.time() + 240
