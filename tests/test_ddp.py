@@ -175,3 +175,49 @@ def test_ddp_refuses_pruning_and_qat_before_starting_ranks(tmp_path, callback):
     with pytest.raises(RecipeError, match=r"cannot run under a distributed strategy \(2 processes\)"):
         run("fit", prepared)
     assert not (tmp_path / "run" / "checkpoints").exists()                 # nothing trained
+
+
+def test_ddp_launched_rank_from_launcher_env(monkeypatch):
+    from compress.run.ranks import launched_rank
+
+    for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
+        monkeypatch.delenv(k, raising=False)
+    assert launched_rank() == 0
+    monkeypatch.setenv("LOCAL_RANK", "1")                      # Lightning's launcher, rank 1 on node 0
+    assert launched_rank() == 1
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("NODE_RANK", "1")                       # rank 0 of the second node
+    assert launched_rank() != 0
+    monkeypatch.setenv("RANK", "0")                            # torchrun's global rank wins
+    assert launched_rank() == 0
+    for k in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    monkeypatch.setenv("SLURM_NTASKS", "1")                    # a one-task SLURM job is not distributed
+    assert launched_rank() == 0
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert launched_rank() == 3
+
+
+def test_ddp_rank_one_trains_without_taking_the_run_folder(tmp_path, monkeypatch):
+    """Rank 1 re-runs the command while rank 0 holds the run folder's lock: it must train, not be
+    refused, and leave the folder's files (recipe.yaml, student.pt) to rank 0."""
+    from compress.recipe import prepare
+    from compress.run import run
+    from compress.run.folder import RunFolder
+
+    recipe = _recipe(tmp_path, {"terms": []}, "rank1")
+    run_dir = tmp_path / "run"
+    prepared = prepare(str(recipe), ["--trainer.max_epochs=1", "--trainer.logger=false", f"--run_dir={run_dir}",
+                                     "--trainer.enable_checkpointing=false"])
+    held = RunFolder(run_dir).lock()                           # "rank 0"
+    try:
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        result = run("fit", prepared)
+        assert result.trainer.global_step == N_TRAIN // B
+        assert not (run_dir / "recipe.yaml").exists() and not (run_dir / "student.pt").exists()
+        monkeypatch.delenv("LOCAL_RANK")
+        with pytest.raises(ValueError, match="is in use by another run"):   # rank 0 (or a second run) is refused
+            run("fit", prepared)
+    finally:
+        held.unlock()
