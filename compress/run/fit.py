@@ -5,6 +5,8 @@ data module, the module and the Trainer from the recipe (``compress.recipe.insta
 ``recipe.yaml`` -> ``Trainer.fit`` with ``LastCheckpoint``, ``NonFiniteGuard`` and ``EpochSeeding``
 (checkpoints written atomically) -> ``student.pt`` -> the ``export`` section -> ``after_fit`` hooks.
 ``validate`` / ``test`` score the checkpoint of a trained run (refused when there is none).
+Under DDP the launched ranks other than 0 (``compress.run.ranks``) only build and train: the run
+folder (lock, ``--fresh``, ``recipe.yaml``, ``student.pt``, export, ``after_fit``) is rank 0's.
 
 Objects are built here, not by LightningCLI/jsonargparse: each spec is built once (a teacher that
 must be trained first is trained once), every class passes the allow list, and an error names the
@@ -13,6 +15,7 @@ recipe key.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +126,7 @@ def run(command: str, prepared: Prepared) -> RunResult:
     cfg, recipe = prepared.cfg, prepared.path
     folder = RunFolder(prepared.run_dir)
     owner = is_rank_zero_process()   # DDP: rank 1.. re-run this command; only rank 0 owns the run folder
-    with prepared.allowing(), (folder if owner else _NoLock()):
+    with prepared.allowing(), (folder if owner else nullcontext()):   # rank 0 holds the lock for all
         set_threads()
         fresh = command == "fit" and prepared.flag("--fresh") and not cfg.get("ckpt_path")
         resume = None if fresh else _resume_point(command, prepared, folder)
@@ -150,16 +153,6 @@ def run(command: str, prepared: Prepared) -> RunResult:
             fn = trainer.validate if command == "validate" else trainer.test
             result.metrics = fn(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         return result
-
-
-class _NoLock:
-    """A DDP rank other than 0: rank 0 holds the run folder's lock for the whole run."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        return False
 
 
 def _resume_point(command: str, prepared: Prepared, folder: RunFolder) -> str | None:

@@ -81,7 +81,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int
         raise UserError(f"cannot open storage '{_safe_url(url)}': {type(exc).__name__}: {text[:200]}") from None
 
 
-def _connect(url: str, engine_kwargs: dict, heartbeat_interval, grace_period, attempts: int = 6):
+def _connect(url: str, engine_kwargs: dict, heartbeat_interval, grace_period, attempts: int = 4):
     """``RDBStorage`` creates its tables on first use; workers started at the same moment against an empty
     PostgreSQL database race in ``CREATE TABLE`` / the version row (a unique-key violation in the loser).
     The loser retries: by then the tables exist and are only checked."""
