@@ -72,11 +72,21 @@ def _weights(run_dir: Path) -> dict:
 
 
 def test_ddp_two_ranks_half_batch_match_one_rank_full_batch(tmp_path):
-    """Network teacher + a feature term whose linear connector is trained (and synchronised) + KL."""
-    distiller = {"teachers": {"class_path": "compress.models.MLP",
-                              "init_args": {"in_features": 64, "out_features": 10, "hidden": [24]}},
+    """A network teacher and a checkpoint teacher (KL on their mean) + a feature term on the network
+    teacher whose linear connector is trained (and synchronised)."""
+    from compress.models import MLP
+
+    torch.manual_seed(1)
+    torch.save(MLP(64, 10, [20]).state_dict(), tmp_path / "teacher.pt")
+    net = {"class_path": "compress.models.MLP", "init_args": {"in_features": 64, "out_features": 10, "hidden": [24]}}
+    ckpt = {"class_path": "compress.distill.Checkpoint", "init_args": {
+        "module": {"class_path": "compress.models.MLP",
+                   "init_args": {"in_features": 64, "out_features": 10, "hidden": [20]}},
+        "path": str(tmp_path / "teacher.pt")}}
+    distiller = {"teachers": {"net": net, "ckpt": ckpt}, "combine": "mean",
                  "terms": [{"class_path": "compress.distill.terms.Feature",
-                            "init_args": {"student_tap": "net.1", "teacher_tap": "net.1", "weight": 0.5}},
+                            "init_args": {"student_tap": "net.1", "teacher_tap": "net.1", "teacher": "net",
+                                          "weight": 0.5}},
                            {"class_path": "compress.distill.terms.KL", "init_args": {"T": 2.0}}]}
     recipe = _recipe(tmp_path, distiller, "ddp_feature")
     one, two = tmp_path / "one", tmp_path / "two"
