@@ -7,8 +7,9 @@ kept.  ``--workers K`` starts K processes on this machine that share the storage
 until the study holds N (``compress.search.study.optimize_until``: no trial is run twice, a trial
 whose worker died is retried by another, the total is exactly N); the parent waits, then writes the
 reports.  Workers on other machines run the same command against a shared
-``--storage postgresql://...``; ``--report`` writes the reports from the shared study without
-running trials.
+``--storage postgresql://...`` with ``--worker-index I`` (a distinct sampler seed per worker; such a
+worker runs trials until the study holds N and writes no report) and their own ``--run_dir``;
+``--report`` writes the reports from the shared study without running trials.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .study import count_done
 __all__ = ["main", "run_search", "SearchArgs"]
 
 USAGE = ("usage: python -m compress search RECIPE [--n-trials N] [--storage URL] [--study-name NAME] "
-         "[--workers K] [--report] [--key.path=value ...]")
+         "[--workers K] [--worker-index I] [--report] [--key.path=value ...]")
 
 
 SEARCH_OPTIONS = ("--n-trials", "--storage", "--study-name", "--workers", "--worker-index")
