@@ -63,7 +63,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int
     if not isinstance(url, str) or "://" not in url:
         raise UserError(f"--storage: '{url}' is not a database URL (e.g. sqlite:///study.db, "
                          "postgresql://user@host/db)")
-    url = driver_url(url)
+    given, url = url, driver_url(url)
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -78,7 +78,7 @@ def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if isinstance(exc, ModuleNotFoundError) and url.startswith("postgresql"):
             text += " (the PostgreSQL driver: pip install 'compress[postgres]', i.e. psycopg)"
-        raise UserError(f"cannot open storage '{_safe_url(url)}': {type(exc).__name__}: {text[:200]}") from None
+        raise UserError(f"cannot open storage '{_safe_url(given)}': {type(exc).__name__}: {text[:200]}") from None
 
 
 def _connect(url: str, engine_kwargs: dict, heartbeat_interval, grace_period, attempts: int = 4):
