@@ -10,13 +10,20 @@ the global generator is not touched.
 * ``EpochBatches(n, batch_size, seed)``: a batch sampler yielding index lists (for datasets that
   cut a whole batch from in-memory tensors in one ``__getitem__`` call: ``DataLoader(ds,
   sampler=EpochBatches(...), batch_size=None)``); ``shuffle=False`` gives the batches in order.
+
+Under DDP (``torch.distributed`` initialised with W processes) both shard themselves: rank r takes
+items r, r+W, r+2W, ... of the epoch's order (padded, as ``DistributedSampler`` does, by repeating
+the first items so every rank has the same count).  So with ``EpochShuffle`` the W ranks' batches of
+B/W samples at step k are exactly the samples of batch k of batch size B in one process (the DDP
+equivalence, tests/test_ddp.py); ``EpochBatches`` deals whole batches to the ranks.  They are
+``DistributedSampler`` subclasses only so that Lightning keeps them: it replaces any other sampler
+by a ``DistributedSamplerWrapper`` that reshuffles the order with its own generator.
 """
 from __future__ import annotations
 
-from typing import Iterator
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 from compress.errors import UserError
 
@@ -33,7 +40,37 @@ def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
-class EpochShuffle(Sampler[int]):
+def _rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _SelfSharding(DistributedSampler):
+    """Shards ``_items()`` by the process's rank at iteration time (``DistributedSampler``'s ``__init__``
+    is not called: it would need the process group when the data module is built)."""
+
+    def _items(self) -> list:
+        raise NotImplementedError
+
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self):
+        items = self._items()
+        rank, world = _rank_world()
+        if world > 1:
+            total = -(-len(items) // world) * world
+            items = (items + items[:total - len(items)])[rank:total:world]
+        yield from items
+
+    def __len__(self) -> int:
+        return -(-self._count() // _rank_world()[1])
+
+
+class EpochShuffle(_SelfSharding):
     def __init__(self, n: int, seed: int = 0):
         if not isinstance(n, int) or n < 1:
             raise UserError(f"EpochShuffle: n must be an int >= 1, got {n!r}")
@@ -42,14 +79,14 @@ class EpochShuffle(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        yield from _permutation(self.n, self.seed, self.epoch).tolist()
+    def _items(self) -> list[int]:
+        return _permutation(self.n, self.seed, self.epoch).tolist()
 
-    def __len__(self) -> int:
+    def _count(self) -> int:
         return self.n
 
 
-class EpochBatches(Sampler[list]):
+class EpochBatches(_SelfSharding):
     def __init__(self, n: int, batch_size: int, seed: int = 0, shuffle: bool = True, drop_last: bool = False):
         if not isinstance(n, int) or n < 1:
             raise UserError(f"EpochBatches: n must be an int >= 1, got {n!r}")
@@ -63,11 +100,10 @@ class EpochBatches(Sampler[list]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[list]:
+    def _items(self) -> list[list[int]]:
         order = _permutation(self.n, self.seed, self.epoch) if self.shuffle else torch.arange(self.n)
         stop = self.n - self.n % self.batch_size if self.drop_last else self.n
-        for i in range(0, stop, self.batch_size):
-            yield order[i:i + self.batch_size].tolist()
+        return [order[i:i + self.batch_size].tolist() for i in range(0, stop, self.batch_size)]
 
-    def __len__(self) -> int:
+    def _count(self) -> int:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)

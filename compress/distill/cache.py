@@ -86,7 +86,18 @@ class TeacherCache:
         self.filled[index] = True
 
     def save(self) -> None:
-        if self.path is not None and self.outputs is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": self.key, "outputs": self.outputs, "signatures": self.signatures,
-                        "filled": self.filled}, self.path)
+        """Write the cache file atomically; under DDP only rank 0 writes (each rank holds the outputs of
+        its own shard of the data; a rank that loads the file recomputes what it lacks)."""
+        if self.path is None or self.outputs is None or not _rank_zero():
+            return
+        from ..atomic import atomic_torch_save
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save({"key": self.key, "outputs": self.outputs, "signatures": self.signatures,
+                           "filled": self.filled}, self.path)
+
+
+def _rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0

@@ -152,10 +152,19 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         data module (dataloaders passed to ``fit``) connectors are sized at the first training batch and
         the optimizer is rebuilt to include them (``on_train_batch_start``)."""
         if stage == "fit" and len(self.distiller.terms) and self.trainer.datamodule is not None:
-            self._dry_run(next(iter(self.trainer.datamodule.train_dataloader())))
+            # connectors drawn from the run's seed, not from wherever the global generator stands: DDP
+            # re-seeds every rank before setup (Lightning's reset_seed), one process does not; so 1 and
+            # N processes start from the same connector weights, and the global stream is left untouched
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(torch.initial_seed())
+                self._dry_run(next(iter(self.trainer.datamodule.train_dataloader())))
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self._pending_connectors():
+            if self.trainer.world_size > 1:
+                raise UserError("under DDP, lazily sized connectors must exist before training (DDP "
+                                "synchronises the parameters it wraps at the start): pass a data module "
+                                "(they are sized in setup) or give the connectors their sizes")
             self._dry_run(batch)
             from ..optim import rebuild_optimizers
 
@@ -223,10 +232,10 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         # metrics are logged only on the steps the logger writes (every trainer.log_every_n_steps):
         # one self.log call costs ~0.1-0.5 ms, as much as a whole training step of a tiny student
         if self._writes_logs():
-            bs = out.shape[0]
-            self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+            bs, sync = out.shape[0], self._sync_dist()   # DDP: the mean over ranks = the full batch's loss
+            self.log("train/loss", loss, prog_bar=True, batch_size=bs, sync_dist=sync)
             for k, v in logs.items():
-                self.log(f"train/{k}", v, batch_size=bs)
+                self.log(f"train/{k}", v, batch_size=bs, sync_dist=sync)
         return loss
 
     def _attached_trainer(self):
@@ -234,6 +243,10 @@ class DistillationModule(LeanHooks, pl.LightningModule):
             return self.trainer
         except RuntimeError:  # not attached to a Trainer (called from plain Python)
             return None
+
+    def _sync_dist(self) -> bool:
+        trainer = self._attached_trainer()
+        return trainer is not None and trainer.world_size > 1
 
     def _writes_logs(self) -> bool:
         trainer = self._attached_trainer()
@@ -281,8 +294,9 @@ class DistillationModule(LeanHooks, pl.LightningModule):
     def _eval_step(self, batch, stage: str, metric):
         out = self.student(batch_input(batch, self.input_key))
         bs = out.shape[0]
-        if self.task_loss is not None:
-            self.log(f"{stage}/loss", self.task_loss(out, batch), prog_bar=True, batch_size=bs)
+        if self.task_loss is not None:   # torchmetrics metrics reduce across DDP ranks themselves
+            self.log(f"{stage}/loss", self.task_loss(out, batch), prog_bar=True, batch_size=bs,
+                     sync_dist=self._sync_dist())
         if metric is not None:
             target = batch_target(batch, self.target_key)
             pred = out.argmax(-1) if self.metric_name == "acc" else out

@@ -191,7 +191,13 @@ class PruningCallback(Callback):
         return {kind: budgets[self.steps_done]}
 
     # ----------------------------------------------------------------- hooks
+    distributed_ok = False   # ``python -m compress fit`` refuses it under DDP before any process starts
+
     def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.world_size > 1:
+            raise UserError(f"PruningCallback cannot run under a distributed strategy ({trainer.world_size} "
+                            "processes): pruning changes the network's parameters mid-training, which DDP cannot "
+                            "follow; prune with one process (trainer.devices=1), or prune after a DDP run")
         module = self._module(pl_module)
         check_not_qat(module)
         module_spec(module)  # fail early (clear ValueError) if the structure cannot be saved

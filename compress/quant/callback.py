@@ -37,6 +37,8 @@ class QATCallback(pl.Callback):
         quantize_output: quantize the last layer's output (int8 in, int8 out), see ``prepare_qat``.
     """
 
+    distributed_ok = False   # ``python -m compress fit`` refuses it under DDP before any process starts
+
     def __init__(self, start_epoch: int = 0, freeze_observers_epoch: int | None = None,
                  module_attr: str | None = "student", skip: tuple[str, ...] | list[str] = (),
                  quantize_output: bool = True) -> None:
@@ -76,6 +78,10 @@ class QATCallback(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Wrap ``pl_module.on_load_checkpoint`` (the one hook Lightning calls between reading a checkpoint
         and loading its state_dict) so a checkpoint that holds QAT observers prepares the student first."""
+        if trainer.world_size > 1:
+            raise UserError(f"QATCallback cannot run under a distributed strategy ({trainer.world_size} "
+                            "processes): QAT swaps the student's layers mid-training, which DDP cannot follow; "
+                            "run QAT with one process (trainer.devices=1), e.g. as a fine-tuning run after DDP")
         if getattr(pl_module, "_qat_callback_wrapped", False):
             return
         original = pl_module.on_load_checkpoint

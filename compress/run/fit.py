@@ -5,6 +5,8 @@ data module, the module and the Trainer from the recipe (``compress.recipe.insta
 ``recipe.yaml`` -> ``Trainer.fit`` with ``LastCheckpoint``, ``NonFiniteGuard`` and ``EpochSeeding``
 (checkpoints written atomically) -> ``student.pt`` -> the ``export`` section -> ``after_fit`` hooks.
 ``validate`` / ``test`` score the checkpoint of a trained run (refused when there is none).
+Under DDP the launched ranks other than 0 (``compress.run.ranks``) only build and train: the run
+folder (lock, ``--fresh``, ``recipe.yaml``, ``student.pt``, export, ``after_fit``) is rank 0's.
 
 Objects are built here, not by LightningCLI/jsonargparse: each spec is built once (a teacher that
 must be trained first is trained once), every class passes the allow list, and an error names the
@@ -13,6 +15,7 @@ recipe key.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from ..task import deployable, hand_policies
 from .checkpoints import AtomicCheckpointIO, LastCheckpoint, non_finite, read_checkpoint
 from .folder import RunFolder
 from .guards import NonFiniteGuard
+from .ranks import is_rank_zero_process
 from .seeding import EpochSeeding
 
 __all__ = ["run", "RunResult", "set_threads", "save_student"]
@@ -100,11 +104,17 @@ def _build_trainer(cfg: dict, folder: RunFolder, recipe: Path, seed: int):
     if "logger" not in kw:
         kw["logger"] = _logger(cfg.get("logger", "csv"), folder.path, recipe.stem)
     try:
-        return Trainer(callbacks=callbacks, plugins=plugins, **kw)
+        trainer = Trainer(callbacks=callbacks, plugins=plugins, **kw)
     except Exception as exc:  # noqa: BLE001
         if is_user_error(exc) or isinstance(exc, (ValueError, TypeError)):
             raise RecipeError(f"{recipe}: trainer: {first_line(exc)}") from exc
         raise
+    single = [type(c).__name__ for c in callbacks if getattr(c, "distributed_ok", True) is False]
+    if single and trainer.world_size > 1:   # refused before the DDP launcher starts the other ranks
+        raise RecipeError(f"{recipe}: trainer.callbacks: {', '.join(single)} cannot run under a distributed "
+                          f"strategy ({trainer.world_size} processes): they change the network mid-training, "
+                          "which DDP cannot follow; use trainer.devices=1 for pruning / QAT")
+    return trainer
 
 
 def run(command: str, prepared: Prepared) -> RunResult:
@@ -115,7 +125,8 @@ def run(command: str, prepared: Prepared) -> RunResult:
 
     cfg, recipe = prepared.cfg, prepared.path
     folder = RunFolder(prepared.run_dir)
-    with prepared.allowing(), folder:
+    owner = is_rank_zero_process()   # DDP: rank 1.. re-run this command; only rank 0 owns the run folder
+    with prepared.allowing(), (folder if owner else nullcontext()):   # rank 0 holds the lock for all
         set_threads()
         fresh = command == "fit" and prepared.flag("--fresh") and not cfg.get("ckpt_path")
         resume = None if fresh else _resume_point(command, prepared, folder)
@@ -127,16 +138,17 @@ def run(command: str, prepared: Prepared) -> RunResult:
         model = instantiate(cfg["model"], "model")
         hand_policies(model, datamodule)
         trainer = _build_trainer(cfg, folder, recipe, seed)
-        if fresh:  # only now: a --fresh rerun whose recipe does not build keeps the previous run
+        if fresh and owner:  # only now: a --fresh rerun whose recipe does not build keeps the previous run
             folder.start_over()
-        if command == "fit":
+        if command == "fit" and owner:
             folder.record_recipe(cfg)
         if resume:
             print(f"[compress] {'resuming from' if command == 'fit' else 'using'} {resume}", flush=True)
         result = RunResult(model, datamodule, trainer, folder.path)
         if command == "fit":
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-            _after_fit(cfg, result, folder)
+            if owner and trainer.is_global_zero:
+                _after_fit(cfg, result, folder)
         else:
             fn = trainer.validate if command == "validate" else trainer.test
             result.metrics = fn(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)

@@ -7,8 +7,9 @@ kept.  ``--workers K`` starts K processes on this machine that share the storage
 until the study holds N (``compress.search.study.optimize_until``: no trial is run twice, a trial
 whose worker died is retried by another, the total is exactly N); the parent waits, then writes the
 reports.  Workers on other machines run the same command against a shared
-``--storage postgresql://...``; ``--report`` writes the reports from the shared study without
-running trials.
+``--storage postgresql://...`` with ``--worker-index I`` (a distinct sampler seed per worker; such a
+worker runs trials until the study holds N and writes no report) and their own ``--run_dir``;
+``--report`` writes the reports from the shared study without running trials.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .study import count_done
 __all__ = ["main", "run_search", "SearchArgs"]
 
 USAGE = ("usage: python -m compress search RECIPE [--n-trials N] [--storage URL] [--study-name NAME] "
-         "[--workers K] [--report] [--key.path=value ...]")
+         "[--workers K] [--worker-index I] [--report] [--key.path=value ...]")
 
 
 SEARCH_OPTIONS = ("--n-trials", "--storage", "--study-name", "--workers", "--worker-index")
@@ -175,7 +176,10 @@ def write_reports(study, scfg, run_dir: Path) -> dict:
                "rejected_before_training": rejected, "pareto": [e["number"] for e in entries],
                "run_dir": str(run_dir)}
     best = best_trial(study, scfg.directions, scfg.objectives) if scfg.export_best else None
-    if best is not None and best.user_attrs.get("artifact"):
+    if best is not None and best.user_attrs.get("artifact") and not Path(best.user_attrs["artifact"]).is_file():
+        print(f"[search] best trial {best.number}'s artifact {best.user_attrs['artifact']} is not on this machine "
+              "(another worker trained it): best/ not written; run --report where it is", flush=True)
+    elif best is not None and best.user_attrs.get("artifact"):
         out = export_best(best, run_dir / "best", scfg.input_shape)
         summary["best"] = {"number": best.number, "values": list(best.values), "artifact": out["artifact"]}
         print(out["profile"].table(), flush=True)

@@ -28,7 +28,7 @@ from .space import SearchConfig
 from compress.errors import UserError
 
 __all__ = ["open_storage", "make_sampler", "make_pruner", "open_study", "default_storage_url", "count_done",
-           "optimize_until", "SurplusTrial", "check_not_surplus", "fail_orphans"]
+           "optimize_until", "SurplusTrial", "check_not_surplus", "fail_orphans", "driver_url"]
 
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -45,11 +45,25 @@ def _safe_url(url: str) -> str:
         return url.split("@")[-1] if "@" in url else url
 
 
+def driver_url(url: str) -> str:
+    """``postgresql://`` names SQLAlchemy's default driver, psycopg2; the ``postgres`` extra installs
+    psycopg 3, so a bare ``postgresql://`` URL is routed to it (``postgresql+psycopg://``) unless
+    psycopg2 is installed.  Other URLs are returned unchanged."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
 def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int | None = 20):
     """An ``optuna.storages.RDBStorage`` for ``url``, connected now; ValueError if it cannot be opened."""
     if not isinstance(url, str) or "://" not in url:
         raise UserError(f"--storage: '{url}' is not a database URL (e.g. sqlite:///study.db, "
                          "postgresql://user@host/db)")
+    given, url = url, driver_url(url)
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -59,14 +73,35 @@ def open_storage(url: str, heartbeat_interval: int | None = 5, grace_period: int
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
-        with warnings.catch_warnings():   # heartbeats are "experimental" since Optuna 2.8; the API is stable
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                              grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+        return _connect(url, engine_kwargs, heartbeat_interval, grace_period)
     except Exception as exc:  # noqa: BLE001 - driver missing, host unreachable, bad URL: one line
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UserError(f"cannot open storage '{_safe_url(url)}': {type(exc).__name__}: {text[:200]}") from None
+        if isinstance(exc, ModuleNotFoundError) and url.startswith("postgresql"):
+            text += " (the PostgreSQL driver: pip install 'compress[postgres]', i.e. psycopg)"
+        raise UserError(f"cannot open storage '{_safe_url(given)}': {type(exc).__name__}: {text[:200]}") from None
+
+
+def _connect(url: str, engine_kwargs: dict, heartbeat_interval, grace_period, attempts: int = 4):
+    """``RDBStorage`` creates its tables on first use; workers started at the same moment against an empty
+    PostgreSQL database race in ``CREATE TABLE`` / the version row (a unique-key violation in the loser).
+    The loser retries: by then the tables exist and are only checked."""
+    import random
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():   # heartbeats are "experimental" since Optuna 2.8; the API is stable
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                                  heartbeat_stale_trial_callback=retry)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(cfg: SearchConfig, offset: int = 0):
