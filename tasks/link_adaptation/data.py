@@ -29,6 +29,8 @@ from envs.scenarios import get_scenario
 
 from compress.errors import UserError
 
+from .evaluate import as_policy
+
 __all__ = ["LARolloutData", "rollout_states"]
 
 
@@ -38,11 +40,6 @@ class _DictBatches(TensorDataset):
     def __getitem__(self, idx):
         x, r = self.tensors
         return {"x": x[idx], "route": r[idx]}
-
-
-def _greedy(net, obs: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return net(obs).argmax(-1).numpy()
 
 
 def rollout_states(scenarios, policies: Sequence, route: np.ndarray | None, num_links: int, n_tti: int,
@@ -58,17 +55,18 @@ def rollout_states(scenarios, policies: Sequence, route: np.ndarray | None, num_
     rng = np.random.default_rng(seed + 1)
     link_route = np.zeros(num_links, np.int64) if route is None else np.asarray(route)[env.scn]
     by_student = (rng.random(num_links) < student_mix) if student is not None else np.zeros(num_links, bool)
+    greedy = [as_policy(p) for p in policies]          # argmax of the scores, as deployed
+    student_greedy = as_policy(student) if student is not None else None
     xs, rs = [], []
     for t in range(n_tti):
-        x = torch.from_numpy(obs)
         act = np.zeros(num_links, np.int64)
         for k in np.unique(link_route):
             sel = np.nonzero((link_route == k) & ~by_student)[0]
             if len(sel):
-                act[sel] = _greedy(policies[k], x[sel])
+                act[sel] = greedy[k].act(obs[sel], env)
         if by_student.any():
             sel = np.nonzero(by_student)[0]
-            act[sel] = _greedy(student, x[sel])
+            act[sel] = student_greedy.act(obs[sel], env)
         if t >= warmup_tti:
             xs.append(obs.copy())
             rs.append(link_route.copy())
