@@ -30,6 +30,12 @@ the full-integer QDQ graph (QuantizeLinear, 3 QGemm, DequantizeLinear) and the w
 ("onnxruntime-int8w": int8 weights folded to float at load), all with IOBinding, plus fp32 through
 ``sess.run``.  ``--la-student PATH`` also times a deployed link-adaptation artifact (default: the one
 ``recipes/la_multi_teacher.yaml`` writes) and checks its p99 against 10 us.
+
+``--session-options`` (``ort_session_options``): the same file under different ONNX Runtime session options,
+in fresh processes, interleaved over ``BREAKDOWN_ROUNDS`` rounds: graph optimisation level (all / extended /
+basic / disabled), intra-op spinning, and for the int8 files ``session.disable_quant_qdq`` on and off (on: ORT
+folds int8 weights to float at load; off: every Q/DQ node runs per call). Files: the LA student (if given)
+and the 16-64-64-28 QDQ and weight-only artifacts; each p50 is also given over the first variant's.
 """
 from __future__ import annotations
 
@@ -155,6 +161,54 @@ def cross_check(path: Path, shape: list[int], seconds: float, repeats: int, roun
     return out
 
 
+SESSION = r"""
+import sys, time, numpy as np, onnxruntime as ort
+path, level, spin, qdq_off = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
+so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+so.add_session_config_entry("session.disable_quant_qdq", qdq_off)
+s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+name = s.get_inputs()[0].name
+x = np.random.default_rng(0).standard_normal((1, s.get_inputs()[0].shape[1])).astype(np.float32)
+y = s.run(None, {name: x})
+b = s.io_binding(); b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(x))
+outs = [ort.OrtValue.ortvalue_from_numpy(np.empty_like(v)) for v in y]
+for meta, o in zip(s.get_outputs(), outs): b.bind_ortvalue_output(meta.name, o)
+for _ in range(3000): s.run_with_iobinding(b)
+clock, t = time.perf_counter_ns, []
+for _ in range(20000):
+    t0 = clock(); s.run_with_iobinding(b); t.append(clock() - t0)
+t.sort(); print(t[len(t) // 2] / 1e3, t[int(len(t) * 0.99)] / 1e3)
+"""
+LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC",
+          "disabled": "ORT_DISABLE_ALL"}
+
+
+def session_options(files: dict, rounds: int = BREAKDOWN_ROUNDS) -> dict:
+    """p50/p99 (median over interleaved rounds, single IOBinding calls) of each file per session option."""
+    variants = {}
+    for fname, (path, int8) in files.items():
+        qdq_off = "1" if int8 == "int8-weights" else "0"           # as deployed first
+        for level in LEVELS:
+            variants[f"{fname}/{level}"] = (path, level, "0", qdq_off)
+        variants[f"{fname}/all+spinning"] = (path, "all", "1", qdq_off)
+        if int8:
+            variants[f"{fname}/all+disable_quant_qdq={1 - int(qdq_off)}"] = (path, "all", "0", str(1 - int(qdq_off)))
+    got = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, (path, level, spin, off) in variants.items():
+            out = subprocess.run([sys.executable, "-c", SESSION, str(path), LEVELS[level], spin, off],
+                                 capture_output=True, text=True, check=True, env=worker_env()).stdout.split()
+            got[k].append((float(out[0]), float(out[1])))
+    res = {k: {"p50_us": round(statistics.median(a for a, _ in v), 4),
+               "p99_us": round(statistics.median(b for _, b in v), 4)} for k, v in got.items()}
+    for k, v in res.items():
+        first = res[f"{k.split('/')[0]}/all"]["p50_us"]
+        v["p50_over_all"] = round(v["p50_us"] / first, 3)
+    return res
+
+
 def identity_onnx(n_in: int, path: Path) -> Path:
     """An Identity graph of ``n_in`` features: ONNX Runtime's per-call floor (binding, executor, one node)."""
     import onnx
@@ -188,9 +242,16 @@ def ort_breakdown(arts: dict, shape: list[int], workdir: Path, seconds: float, r
     return out
 
 
-def bench(models: list[str], seconds: float, repeats: int, workdir: Path, la_student: Path | None = None) -> dict:
+def _format(path: Path) -> str:
+    import onnx
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    return meta.get("compress.format", "")
+
+
+def bench(models: list[str], seconds: float, repeats: int, workdir: Path, la_student: Path | None = None,
+          options: bool = False) -> dict:
     torch.manual_seed(0)
-    rows, extra = [], {}
+    rows, extra, option_files = [], {}, {}
     for key in models:
         model = make_mlp(MODELS[key])
         x = torch.randn(1, MODELS[key][0])
@@ -230,6 +291,9 @@ def bench(models: list[str], seconds: float, repeats: int, workdir: Path, la_stu
                          profiler_vs_independent_run=cc["run"]["ratio"], cross_check=cc)
             if all(rt in arts for rt in ("onnxruntime-int8", "onnxruntime-int8w")):
                 extra["ort_breakdown"] = ort_breakdown(arts, shape, mdir, seconds, repeats)
+                if options:
+                    option_files = {f"16-64-64-28_{rt}": (arts[rt]["path"], _format(Path(arts[rt]["path"])))
+                                    for rt in ("onnxruntime-int8", "onnxruntime-int8w")}
     if la_student is not None:
         from compress.profile.onnx_stats import check_onnx_input, load_onnx_checked
 
@@ -245,6 +309,10 @@ def bench(models: list[str], seconds: float, repeats: int, workdir: Path, la_stu
                                "p50_us": round(statistics.median(d["p50_us"] for d in st), 4),
                                "p99_us": round(statistics.median(d["p99_us"] for d in st), 4),
                                "profiler_vs_independent": cc["iobinding"]["ratio"]}
+        if options:
+            option_files = {"la_student": (Path(la_student), _format(Path(la_student))), **option_files}
+    if options:
+        extra["ort_session_options"] = session_options(option_files)
     return {"rows": rows, "actor_tti8_p50_us": extra.pop("actor_tti8_p50_us", None),
             "profiler_vs_independent": extra.pop("profiler_vs_independent", None), **extra}
 
@@ -292,6 +360,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None, help="keep artifacts here (default: a temporary directory)")
     ap.add_argument("--la-student", default=None, help=f"a deployed link-adaptation ONNX file to time "
                     f"(default: {LA_STUDENT.relative_to(LA_STUDENT.parents[3])} if it exists; 'none' to skip)")
+    ap.add_argument("--session-options", action="store_true",
+                    help="also time the LA student and the int8 16-64-64-28 files under ORT session options")
     args = ap.parse_args(argv)
     la = None if args.la_student == "none" else Path(args.la_student) if args.la_student else \
         (LA_STUDENT if LA_STUDENT.is_file() else None)
@@ -299,19 +369,23 @@ def main(argv=None) -> int:
         ap.error(f"--la-student: {la} does not exist")
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        result = bench(args.models, args.seconds, args.repeats, Path(args.workdir or tmp), la)
+        result = bench(args.models, args.seconds, args.repeats, Path(args.workdir or tmp), la, args.session_options)
     print(f"{'model':<18} {'runtime':<17} {'p50 us':>9} {'p99 us':>9} {'x c-floor':>9} {'bytes':>9}")
     for r in result["rows"]:
         b = "-" if r["bytes"] is None else f"{r['bytes']:,}"
         print(f"{r['model']:<18} {r['runtime']:<17} {r['p50_us']:>9.3f} {r['p99_us']:>9.3f} "
               f"{r['ratio_to_c_floor']:>9.2f} {b:>9}")
     for k, v in result.items():
-        if k not in ("rows", "ort_breakdown"):
+        if k not in ("rows", "ort_breakdown", "ort_session_options"):
             print(f"{k}: {v}")
     if "ort_breakdown" in result:
         print("ONNX Runtime, 16-64-64-28, batch 1, one thread (median of interleaved rounds):")
         for k, v in result["ort_breakdown"].items():
             print(f"  {k:<16} p50 {v['p50_us']:7.3f} us  p99 {v['p99_us']:7.3f} us  x fp32 {v['p50_over_fp32']:.2f}")
+    if "ort_session_options" in result:
+        print("ONNX Runtime session options (IOBinding, batch 1, one thread; median of interleaved rounds):")
+        for k, v in result["ort_session_options"].items():
+            print(f"  {k:<48} p50 {v['p50_us']:7.3f} us  p99 {v['p99_us']:7.3f} us  x 'all' {v['p50_over_all']:.2f}")
     for line in checks(result):
         print(line)
     if args.json:

@@ -21,6 +21,11 @@ settings and the source of the code that trains it (``tasks/sinr``, ``envs/inter
 contract, with ``pct_of_wmmse["sun2018_dnn"]`` added (issue 18).
 
     python tools/bench_sinr.py [--quick] [--json] [--retrain] [--ks 10 20 30] [--png runs/sinr_convergence.png]
+    python tools/bench_sinr.py --only mlp_supervised mlp_ad --ks 20    # a subset of the runs (same caches)
+
+``--only`` trains and scores only the named runs (``RUNS``); runs left out are missing from ``pct_of_wmmse``,
+``gnn_trained_at_10`` is empty without ``gnn_ad`` and ``d2d`` is null without ``d2d``. Separate processes
+(e.g. one per K) share the caches, so a later run over every K with the same ``--only`` reads them back.
 
 Cost of a first run (nothing cached): ~1 CPU-hour on one thread (WMMSE over 500k channels per K, then 10-20
 runs of 5M sample-steps); cached, ~2 min. ``--quick`` ~20 s.
@@ -51,6 +56,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Sun et al. 2018, Table I (Gaussian IC): sum-rate of their released DNNs as % of WMMSE
 SUN2018_DNN = {10: 98.2, 20: 92.1, 30: 86.1}
 _TRAIN_SOURCES = ("tasks/sinr", "envs/interference.py", "compress/distill")
+RUNS = ("mlp_supervised", "mlp_supervised_paper_input", "mlp_unsupervised", "mlp_ad", "mlp_ad_decreasing",
+        "mlp_ad_increasing", "mlp_pg_ad", "gnn_ad", "gnn_unsupervised", "d2d")
 
 
 def recipe_schedule(K: int) -> dict:
@@ -178,6 +185,7 @@ def gaussian_block(K, cfg, seeds, cache_dir, log, curves):
         runs.update({"mlp_ad_decreasing": dict(mode="ad", beta_schedule="decreasing", **ad),
                      "mlp_ad_increasing": dict(mode="ad", beta_schedule="increasing", **ad),
                      "mlp_pg_ad": dict(mode="pg", **ad)})
+    runs = {k: v for k, v in runs.items() if k in cfg["only"]}
     for name, kw in runs.items():
         multi = K == 10 and name in ("mlp_unsupervised", "mlp_ad")
         vals, soft, hist = [], [], []
@@ -198,15 +206,16 @@ def gaussian_block(K, cfg, seeds, cache_dir, log, curves):
             p[name + "_std"] = sd
             curves[name] = hist
     if "sun2018_dnn" in p:
-        log(f"  K={K}: supervised MLP {p['mlp_supervised']:.2f}% of WMMSE (Sun et al.'s input order "
-            f"{p['mlp_supervised_paper_input']:.2f}%), AD {p['mlp_ad']:.2f}%; Sun et al.'s released DNN "
-            f"{p['sun2018_dnn']:.1f}%")
+        log(f"  K={K}: " + ", ".join(f"{n} {p[n]:.2f}%" for n in ("mlp_supervised", "mlp_supervised_paper_input",
+                                                                   "mlp_ad") if n in p)
+            + f"; Sun et al.'s released DNN {p['sun2018_dnn']:.1f}%")
     # GNN: fewer, costlier steps (K^2 edges); its cost per channel grows with K^2, so fewer channels at large K
     n_gnn = cfg["gnn_n_train"].get(K, cfg["gnn_n_train"][30])
     ep_gnn = cfg["gnn_epochs"].get(K, cfg["gnn_epochs"][30])
     gnn_runs = {"gnn_ad": dict(mode="ad", beta=cfg["gnn_beta"])}
     if K == 10:
         gnn_runs["gnn_unsupervised"] = dict(mode="unsupervised")
+    gnn_runs = {k: v for k, v in gnn_runs.items() if k in cfg["only"]}
     kept = None
     for name, kw in gnn_runs.items():
         m = train(s, gnn(0), epochs=ep_gnn, seed=0, n_train=n_gnn, lr=2e-3, retrain=cfg["retrain"], **kw)
@@ -274,11 +283,13 @@ def main(argv=None):
     ap.add_argument("--gnn-beta", type=float, default=0.1, help="AD weight for the GNN (default 0.1)")
     ap.add_argument("--retrain", action="store_true", help="train every run even if its weights are cached")
     ap.add_argument("--ks", type=int, nargs="+", default=[10, 20, 30])
+    ap.add_argument("--only", nargs="+", choices=RUNS, default=list(RUNS), metavar="RUN",
+                    help=f"train and score only these runs (default: all of {', '.join(RUNS)})")
     ap.add_argument("--png", default="runs/sinr_convergence.png")
     ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
     args = ap.parse_args(argv)
-    if 10 not in args.ks:
-        ap.error("--ks must include 10 (the GNN is trained at K = 10)")
+    if 10 not in args.ks and "gnn_ad" in args.only:
+        ap.error("--ks must include 10 (the GNN is trained at K = 10), or leave gnn_ad out of --only")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     import logging
@@ -296,7 +307,7 @@ def main(argv=None):
         seeds = args.seeds
     for sch in schedule.values():
         sch.update({k: v for k, v in (("epochs", args.epochs), ("n_train", args.n_train)) if v})
-    cfg.update(schedule=schedule, gnn_beta=args.gnn_beta, retrain=args.retrain)
+    cfg.update(schedule=schedule, gnn_beta=args.gnn_beta, retrain=args.retrain, only=list(args.only))
     t0 = time.time()
 
     def log(msg):
@@ -308,15 +319,16 @@ def main(argv=None):
         gnn10, setups = None, {}
         for K in args.ks:
             result["gaussian"][str(K)], g, setups[K] = gaussian_block(K, cfg, seeds, cache_dir, log, curves)
+            setups[K].train = None      # only the test sets are used later (500k x K^2 floats: 1.8 GB at K = 30)
             if K == 10:
                 gnn10 = g
         result["gnn_trained_at_10"] = {}
         for K in args.ks:
-            if K == 10:
+            if K == 10 or gnn10 is None:
                 continue
             result["gnn_trained_at_10"][str(K)] = pct(setups[K], gnn10)     # same held-out channels as above
             log(f"GNN trained at K=10, tested at K={K}: {result['gnn_trained_at_10'][str(K)]:.2f}% of WMMSE")
-        result["d2d"] = d2d_block(cfg, cache_dir, log)
+        result["d2d"] = d2d_block(cfg, cache_dir, log) if "d2d" in args.only else None
     result["convergence_png"] = plot(curves, args.png, log)
     result["convergence"] = {k: [statistics.mean(c) for c in zip(*v)] for k, v in curves.items()}
     result["config"] = {**{k: ({str(a): b for a, b in v.items()} if isinstance(v, dict) else v) for k, v in cfg.items()},
@@ -338,9 +350,10 @@ def main(argv=None):
                                               for K in args.ks))
     for K in args.ks:
         pk = result["gaussian"][str(K)]["pct_of_wmmse"]
-        if "sun2018_dnn" in pk:
+        if "sun2018_dnn" in pk and "mlp_supervised" in pk:
+            paper = pk.get("mlp_supervised_paper_input")
             print(f"K={K}: supervised MLP {pk['mlp_supervised']:.2f}% of WMMSE vs Sun et al.'s released DNN "
-                  f"{pk['sun2018_dnn']:.1f}% (with their input order: {pk['mlp_supervised_paper_input']:.2f}%)")
+                  f"{pk['sun2018_dnn']:.1f}%" + ("" if paper is None else f" (with their input order: {paper:.2f}%)"))
     print(json.dumps(result))
     return result
 
