@@ -175,9 +175,13 @@ def _coverage(lo, hi, n: int) -> np.ndarray:
 
 
 class _Camera:
+    """Equidistant lens of 110 degrees horizontal field; a 16:9 frame squeezed to a square, as the seed's
+    resize of scenario 9's 960x540 images to 224x224 does (vertical pixels per radian 16/9 larger)."""
+
     def __init__(self, res: int):
         self.res = res
-        self.f = (res / 2) / CAM_HALF_FOV          # pixels per radian (equidistant lens)
+        self.f = (res / 2) / CAM_HALF_FOV          # horizontal pixels per radian
+        self.fv = self.f * 16 / 9
 
     def box(self, x, y, width, height, ground=0.0):
         """Pixel extents (u0, u1, v0, v1) of an upright box centred at (x, y) on the road."""
@@ -186,8 +190,8 @@ class _Camera:
         half = 0.5 * width / r
         u0 = self.res / 2 + self.f * (th - half)
         u1 = self.res / 2 + self.f * (th + half)
-        v1 = self.res / 2 + self.f * np.arctan((CAM_HEIGHT - ground) / r)
-        v0 = self.res / 2 + self.f * np.arctan((CAM_HEIGHT - ground - height) / r)
+        v1 = self.res / 2 + self.fv * np.arctan((CAM_HEIGHT - ground) / r)
+        v0 = self.res / 2 + self.fv * np.arctan((CAM_HEIGHT - ground - height) / r)
         return u0, u1, v0, v1
 
     def paint(self, img, box, color, alpha: float = 1.0):

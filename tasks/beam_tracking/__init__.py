@@ -7,8 +7,10 @@ file or callable by top-1/2/5 accuracy at t0..t3.  Distillation, the focal loss,
 metrics, profiling and export are generic (``compress``); recipes ``recipes/beam_*.yaml``.
 """
 from .data import BeamDataModule, WindowSet
+from .deploy import BeamDeploy, deploy_student
 from .evaluate import as_predictor, evaluate
 from .student import BeamStudent, StudentCNN
 from .teacher import BeamTeacher
 
-__all__ = ["BeamDataModule", "WindowSet", "BeamTeacher", "BeamStudent", "StudentCNN", "evaluate", "as_predictor"]
+__all__ = ["BeamDataModule", "WindowSet", "BeamTeacher", "BeamStudent", "StudentCNN", "evaluate", "as_predictor", "BeamDeploy",
+           "deploy_student"]
