@@ -101,7 +101,8 @@ def test_loader_errors_name_the_file_or_key(fixture_set, tmp_path):
     good = bad.read_bytes()
     try:
         savemat(bad, {"data": np.zeros((4, 128, 128), np.complex64)})
-        with pytest.raises(ValueError, match=r"data_3\.mat: radar 'data' has shape \[4, 128, 128\], expected \[4, 256, 128\]"):
+        shape = r"data_3\.mat: radar 'data' has shape \[4, 128, 128\], expected \[4, 256, 128\]"
+        with pytest.raises(ValueError, match=shape):
             load_frames(read_index(path, need_radar=True), "image_radar", resolution=32)
     finally:
         bad.write_bytes(good)

@@ -32,7 +32,8 @@ def dm(tmp_path_factory):
 
 def test_datamodule_windows_batches_and_cache(dm):
     lengths = [n for _, _, n in dm.frames.sequences()]
-    assert len(dm.train_set) == sum(n - 11 for n in lengths[:4]) and len(dm.test_set) == sum(n - 11 for n in lengths[4:])
+    assert len(dm.train_set) == sum(n - 11 for n in lengths[:4])                 # 6 sequences: 4 train, 2 test
+    assert len(dm.test_set) == sum(n - 11 for n in lengths[4:])
     batch = next(iter(dm.train_dataloader()))
     assert batch["x"].shape == (8, 10, 16 * 16 + 2 * 16 * 8) and batch["y"].shape == (8, 4)
     assert batch["y"].min() >= 0 and batch["y"].max() < 64

@@ -60,7 +60,8 @@ def test_static_int8_keeps_the_gru_fp32_and_tracks_fp32(fp32, tmp_path):
     dw = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv" and
               any(a.name == "group" and a.i > 1 for a in n.attribute))
     q2 = quantize_onnx_static(path, tmp_path / "m_int8_dw.onnx", calib, nodes_to_exclude=[dw])
-    weights2 = [i for i in onnx.load(str(q2)).graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
+    weights2 = [i for i in onnx.load(str(q2)).graph.initializer
+                if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
     assert len(weights2) == 1                                       # the depthwise conv stayed fp32
 
 

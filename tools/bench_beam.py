@@ -59,7 +59,7 @@ def _config(name: str, modality: str, args, seed: int) -> dict:
     from compress.recipe import load_recipe
 
     cfg = load_recipe(_root() / RECIPES[name])
-    epochs = args.teacher_epochs if name == "teacher" else args.epochs
+    epochs = {"teacher": args.teacher_epochs, "self": args.self_epochs}.get(name, args.epochs)
     changes = {"seed_everything": seed, "trainer.max_epochs": epochs,
                "data.modality": modality, "data.resolution": args.resolution, "data.radar_scale": args.radar_scale,
                "data.n_sequences": args.sequences, "model.student.modality": modality,
@@ -124,8 +124,10 @@ def worker(modality: str, args) -> dict:
     out["runs"]["teacher"].append(score)
     out["seconds"]["teacher"] += sec
     keep = None
-    for seed in args.seeds:
+    for i, seed in enumerate(args.seeds):
         for name in MODELS[1:]:
+            if name == "self" and i >= args.self_seeds:
+                continue
             model, score, sec = _fit(name, modality, args, seed, dm, None if name == "student" else teacher)
             out["runs"][name].append(score)
             out["seconds"][name] += sec
@@ -234,6 +236,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--teacher-epochs", type=int, default=8)
+    ap.add_argument("--self-epochs", type=int, default=None, help="self-KD epochs (default: the teacher's)")
+    ap.add_argument("--self-seeds", type=int, default=1, help="seeds of the teacher-size self-KD run")
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--radar-scale", type=int, default=2)
     ap.add_argument("--sequences", type=int, default=136)
@@ -248,6 +252,7 @@ def main(argv=None) -> int:
         args.seeds, args.epochs, args.teacher_epochs, args.resolution = [0], 1, 1, 32
         args.radar_scale, args.sequences, args.limit_train_batches, args.paper_latency = 4, 14, 3, False
     args.radar_shape = (128 // args.radar_scale, 64 // args.radar_scale)
+    args.self_epochs = args.teacher_epochs if args.self_epochs is None else args.self_epochs
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.worker:
@@ -292,6 +297,7 @@ def main(argv=None) -> int:
     report["deploy"] = {m: results[m].get("deploy") for m in results}
     report["paper_latency"] = latency
     report["settings"] = {"seeds": args.seeds, "epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
+                          "self_epochs": args.self_epochs, "self_seeds": args.self_seeds,
                           "resolution": args.resolution, "radar_shape": list(args.radar_shape),
                           "minutes": round(total / 60, 2)}
     tmp = out_dir / f"results.json.tmp{os.getpid()}"

@@ -11,5 +11,5 @@ from .taps import Tap
 from .teachers import Checkpoint, EMATeacher, SnapshotTeacher
 
 __all__ = ["Distiller", "DistillationModule", "LeanHooks", "OnlineDistillationModule", "Checkpoint", "EMATeacher",
-           "SnapshotTeacher", "RecipeTeacher", "TeacherCache", "TargetLoss", "FocalLoss", "Tap", "batch_input", "schedules",
-           "terms"]
+           "SnapshotTeacher", "RecipeTeacher", "TeacherCache", "TargetLoss", "FocalLoss", "Tap", "batch_input",
+           "schedules", "terms"]

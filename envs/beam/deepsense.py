@@ -64,7 +64,8 @@ def read_index(csv_path, need_radar: bool = False) -> DeepSenseIndex:
         wanted = REQUIRED_COLUMNS + (("unit1_radar",) if need_radar else ())
         missing = [c for c in wanted if c not in columns]
         if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(c for c in columns if c)})")
+            have = ", ".join(c for c in columns if c)
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (has: {have})")
         rows = list(reader)
     if not rows:
         raise ValueError(f"{path}: no rows")
@@ -117,7 +118,8 @@ def load_frames(index: DeepSenseIndex, modality: str = "image", resolution: int 
     """Read every file of ``index`` and preprocess it as the seed does (see the module docstring)."""
     check_modality(modality)
     if labels not in ("csv", "power"):
-        raise ValueError(f"labels must be 'csv' (unit1_beam_index) or 'power' (argmax of unit1_pwr_60ghz), got {labels!r}")
+        raise ValueError(f"labels must be 'csv' (unit1_beam_index) or 'power' (argmax of unit1_pwr_60ghz), "
+                         f"got {labels!r}")
     if modality == "image_radar" and index.radar is None:
         raise ValueError(f"{index.csv_path}: modality 'image_radar' needs the column unit1_radar")
     rcfg = RadarConfig(scale=radar_scale)

@@ -116,7 +116,7 @@ def synthesize_cube(ranges, velocities, sin_angles, amplitudes, cfg: RadarConfig
     fast = np.exp(2j * np.pi * np.outer(f_b / (cfg.fs_msps * 1e6), n)).astype(np.complex64)       # (K, samples)
     slow = np.exp(2j * np.pi * np.outer(f_d * cfg.t_pri_us * 1e-6, m)).astype(np.complex64)       # (K, chirps)
     space = (a[:, None] * np.exp(1j * np.pi * np.outer(s, rx))).astype(np.complex64)               # (K, rx)
-    cube = np.ascontiguousarray((space[:, :, None] * fast[:, None, :]).reshape(len(r), -1).T) @ slow  # (rx*samples, chirps)
+    cube = np.ascontiguousarray((space[:, :, None] * fast[:, None, :]).reshape(len(r), -1).T) @ slow  # (rx*samp, chirp)
     noise = rng.standard_normal((cfg.n_rx * cfg.samples, cfg.chirps, 2), dtype=np.float32)
     cube += noise.view(np.complex64)[..., 0] * np.float32(noise_std / np.sqrt(2))
     return cube.reshape(cfg.n_rx, cfg.samples, cfg.chirps)

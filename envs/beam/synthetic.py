@@ -9,8 +9,8 @@ right, so the beam index rises); each frame yields what the real data set record
 * ``unit1_pwr_60ghz``: the 64 beam powers ``|w_k^H h|^2`` for a line-of-sight path (cos element
   pattern) plus a weak reflection off a wall, with per-frame fading phase, receiver noise and a
   log-normal measurement error; the label is their argmax (edge beams saturate as in scenario 9);
-* ``unit1_rgb``: a low-resolution rendering (equidistant lens, the vehicle a box whose apparent
-  size and image row follow its distance) over a static background with flicker, sensor noise,
+* ``unit1_rgb``: a low-resolution rendering (pinhole camera across the street: a car keeps its size
+  and row along its lane, only its column moves) over a static background with flicker, sensor noise,
   moving distractors (pedestrians, a car on the far lane driving the other way) and occluding
   poles; then the seed's motion-mask pipeline (``envs.beam.camera``);
 * ``unit1_radar``: the raw FMCW cube of the vehicle's scatterers, pedestrians, static and swaying
@@ -66,7 +66,7 @@ class SceneConfig:
     speed: float = 1.0
     lighting: float = 1.0
     distractors: float = 1.5
-    opposite_traffic: float = 0.3
+    opposite_traffic: float = 0.5
     occluders: float = 0.6
     flicker: float = 0.005
     sensor_noise: float = 2.0          # std in 8-bit grey levels
@@ -85,7 +85,8 @@ class SceneConfig:
             raise ValueError("SceneConfig: speed and lighting must be > 0")
         probs = [p for _, p, _ in self.lanes]
         if not self.lanes or min(probs) < 0 or sum(probs) <= 0:
-            raise ValueError(f"SceneConfig: lanes must be (distance, probability, start beam) triples, got {self.lanes}")
+            raise ValueError(f"SceneConfig: lanes must be (distance, probability, start beam) triples, "
+                             f"got {self.lanes}")
 
     @property
     def radar_config(self) -> RadarConfig:
@@ -175,24 +176,27 @@ def _coverage(lo, hi, n: int) -> np.ndarray:
 
 
 class _Camera:
-    """Equidistant lens of 110 degrees horizontal field; a 16:9 frame squeezed to a square, as the seed's
-    resize of scenario 9's 960x540 images to 224x224 does (vertical pixels per radian 16/9 larger)."""
+    """Pinhole camera at the station looking across the street (+y), 110 degrees horizontal field; a 16:9
+    frame squeezed to a square, as the seed's resize of scenario 9's 960x540 images to 224x224 does
+    (vertical focal length 16/9 of the horizontal one).  A car on a lane keeps its apparent size and
+    image row (its depth is the lane's); only its column follows its position."""
 
     def __init__(self, res: int):
         self.res = res
-        self.f = (res / 2) / CAM_HALF_FOV          # horizontal pixels per radian
+        self.f = (res / 2) / np.tan(CAM_HALF_FOV)  # horizontal focal length in pixels
         self.fv = self.f * 16 / 9
 
-    def box(self, x, y, width, height, ground=0.0):
-        """Pixel extents (u0, u1, v0, v1) of an upright box centred at (x, y) on the road."""
-        r = np.hypot(x, y)
-        th = np.arctan2(x, y)
-        half = 0.5 * width / r
-        u0 = self.res / 2 + self.f * (th - half)
-        u1 = self.res / 2 + self.f * (th + half)
-        v1 = self.res / 2 + self.fv * np.arctan((CAM_HEIGHT - ground) / r)
-        v0 = self.res / 2 + self.fv * np.arctan((CAM_HEIGHT - ground - height) / r)
-        return u0, u1, v0, v1
+    def column(self, x, depth):
+        return self.res / 2 + self.f * x / depth
+
+    def box(self, x, y, length, height, depth=0.0, ground=0.0):
+        """Pixel extents (u0, u1, v0, v1) of an upright box of ``length`` along x, ``depth`` along y, whose
+        near face is centred at (x, y)."""
+        xs = np.array([x - length / 2, x + length / 2])
+        us = np.concatenate([self.column(xs, y), self.column(xs, y + depth)])
+        v1 = self.res / 2 + self.fv * (CAM_HEIGHT - ground) / y
+        v0 = self.res / 2 + self.fv * (CAM_HEIGHT - ground - height) / y
+        return us.min(), us.max(), v0, v1
 
     def paint(self, img, box, color, alpha: float = 1.0):
         u0, u1, v0, v1 = box
@@ -240,17 +244,14 @@ def generate_sequence(cfg: SceneConfig, index: int, length: int | None = None) -
         img = bg.copy()
         if opposite:
             ox = opp_x0 + opp_v * DT * t
-            cam.paint(img, cam.box(ox, opp_y, VEH_LEN, VEH_H), opp_col)
+            cam.paint(img, cam.box(ox, opp_y, VEH_LEN, VEH_H, VEH_WID), opp_col)
         for k in range(n_ped):
             px, py = ped_xy[k] + ped_v[k] * DT * t
             cam.paint(img, cam.box(px, py, PED_W, PED_H), ped_col[k])
-        r = np.hypot(x[t], y)
-        s, c = x[t] / r, y / r
-        width = VEH_LEN * c + VEH_WID * abs(s)                   # side of the box seen from the station
-        cam.paint(img, cam.box(x[t], y, width, VEH_H), body)
-        cam.paint(img, cam.box(x[t], y, 0.6 * width, 0.35 * VEH_H, ground=0.9 * VEH_H), body * 0.4)
+        cam.paint(img, cam.box(x[t], y, VEH_LEN, VEH_H, VEH_WID), body)
+        cam.paint(img, cam.box(x[t], y, 0.6 * VEH_LEN, 0.35 * VEH_H, ground=0.9 * VEH_H), body * 0.4)
         for th, w in occ:                                        # poles in front of everything
-            cam.paint(img, (res / 2 + cam.f * (th - w / 2), res / 2 + cam.f * (th + w / 2), 0, res), occ_col)
+            cam.paint(img, (cam.column(np.tan(th - w / 2), 1.0), cam.column(np.tan(th + w / 2), 1.0), 0, res), occ_col)
         gain = 1 + rng.normal(0, cfg.flicker) + (rng.random() < 0.03) * rng.normal(0, 5 * cfg.flicker)
         img = img * gain * 255 + rng.normal(0, cfg.sensor_noise, img.shape)
         frames[t] = np.clip(np.rint(img), 0, 255).astype(np.uint8)

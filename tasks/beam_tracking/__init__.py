@@ -12,5 +12,5 @@ from .evaluate import as_predictor, evaluate
 from .student import BeamStudent, StudentCNN
 from .teacher import BeamTeacher
 
-__all__ = ["BeamDataModule", "WindowSet", "BeamTeacher", "BeamStudent", "StudentCNN", "evaluate", "as_predictor", "BeamDeploy",
-           "deploy_student"]
+__all__ = ["BeamDataModule", "WindowSet", "BeamTeacher", "BeamStudent", "StudentCNN", "evaluate", "as_predictor",
+           "BeamDeploy", "deploy_student"]

@@ -125,7 +125,8 @@ class BeamDataModule(pl.LightningDataModule):
         if source == "deepsense" and csv and not Path(csv).is_file():
             raise FileNotFoundError(f"BeamDataModule: label CSV not found: {csv}")
         self.modality, self.source, self.resolution, self.radar_scale = modality, source, resolution, radar_scale
-        self.seed, self.n_sequences, self.scene, self.csv, self.labels = seed, n_sequences, dict(scene or {}), csv, labels
+        self.seed, self.n_sequences, self.scene = seed, n_sequences, dict(scene or {})
+        self.csv, self.labels = csv, labels
         self.train_fraction, self.val_sequences, self.window_stride = train_fraction, val_sequences, window_stride
         self.batch_size, self.eval_batch_size, self.cache_dir = batch_size, eval_batch_size, cache_dir
         self.frames: BeamFrames | None = None

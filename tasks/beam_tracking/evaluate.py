@@ -39,7 +39,8 @@ def as_predictor(policy) -> Callable[[torch.Tensor], torch.Tensor]:
                 return policy(x)
         return run
     if not callable(policy):
-        raise TypeError(f"evaluate: policy must be an nn.Module, an .onnx path or a callable, got {type(policy).__name__}")
+        raise TypeError(f"evaluate: policy must be an nn.Module, an .onnx path or a callable, "
+                        f"got {type(policy).__name__}")
     return policy
 
 

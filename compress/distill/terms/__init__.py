@@ -6,4 +6,5 @@ from .policy import Policy
 from .relation import RKDAngle, RKDDistance, SimilarityPreserving
 from .response import JSD, KL, MSE
 
-__all__ = ["Term", "KL", "JSD", "MSE", "Feature", "RKDDistance", "RKDAngle", "SimilarityPreserving", "PairRelation", "Policy"]
+__all__ = ["Term", "KL", "JSD", "MSE", "Feature", "RKDDistance", "RKDAngle", "SimilarityPreserving", "PairRelation",
+           "Policy"]
