@@ -40,6 +40,8 @@ import numpy as np
 
 from envs import nr
 
+from .errors import EnvError
+
 SNR_LO_DB, SNR_HI_DB, SNR_STEP_DB = -15.0, 40.0, 0.05
 _SIONNA_CBS = (24, 100, 500, 1000, 2000)
 
@@ -70,7 +72,7 @@ def _shannon_snr_db(se):
 def _sionna_cb_curves(mcs_table_id: int):
     """{mcs: (snr_db[15], bler[5 cbs, 15])} from Sionna's PDSCH tables."""
     if mcs_table_id not in (1, 2):
-        raise ValueError(f"Sionna BLER tables cover PDSCH MCS tables 1 and 2, not {mcs_table_id}")
+        raise EnvError(f"Sionna BLER tables cover PDSCH MCS tables 1 and 2, not {mcs_table_id}")
     path = os.path.join(_sionna_sys_dir(), "bler_tables", f"PDSCH_table{mcs_table_id}.json")
     with open(path) as f:
         raw = json.load(f)["category"]["1"]["index"][str(mcs_table_id)]["MCS"]
@@ -147,12 +149,12 @@ class BlerTable:
 def bler_table(mcs_table_id: int = 1, n_prb: int = 52, source: str = "auto") -> BlerTable:
     """Build (once per process, cached) the dense BLER table of an MCS table at ``n_prb`` PRBs."""
     if source not in ("auto", "sionna", "shannon"):
-        raise ValueError(f"BLER source must be 'auto', 'sionna' or 'shannon', got {source!r}")
+        raise EnvError(f"BLER source must be 'auto', 'sionna' or 'shannon', got {source!r}")
     t = nr.mcs_table(mcs_table_id)  # validates the id
     if source == "auto":
         source = "sionna" if (sionna_available() and mcs_table_id in (1, 2)) else "shannon"
     if source == "sionna" and not sionna_available():
-        raise ValueError("BLER source 'sionna' needs the sionna-no-rt package (pip install sionna-no-rt)")
+        raise EnvError("BLER source 'sionna' needs the sionna-no-rt package (pip install sionna-no-rt)")
     grid = snr_grid_db()
     tbs = nr.tbs_per_mcs(n_prb, mcs_table_id)
     rows = []

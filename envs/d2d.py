@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import EnvError
+
 __all__ = ["D2DConfig", "layouts", "path_loss_db", "channel_gains", "link_rates", "sum_rate", "generate"]
 
 SPEED_OF_LIGHT = 2.998e8
@@ -51,13 +53,13 @@ class D2DConfig:
 
     def __post_init__(self):
         if self.n_links < 2:
-            raise ValueError(f"D2DConfig.n_links must be >= 2, got {self.n_links}")
+            raise EnvError(f"D2DConfig.n_links must be >= 2, got {self.n_links}")
         if not (0 < self.d_min <= self.d_max):
-            raise ValueError(f"D2DConfig: need 0 < d_min <= d_max, got d_min={self.d_min}, d_max={self.d_max}")
+            raise EnvError(f"D2DConfig: need 0 < d_min <= d_max, got d_min={self.d_min}, d_max={self.d_max}")
         if self.d_max >= self.field:
-            raise ValueError(f"D2DConfig: d_max={self.d_max} must be smaller than field={self.field}")
+            raise EnvError(f"D2DConfig: d_max={self.d_max} must be smaller than field={self.field}")
         if self.shadowing_db < 0:
-            raise ValueError(f"D2DConfig.shadowing_db must be >= 0, got {self.shadowing_db}")
+            raise EnvError(f"D2DConfig.shadowing_db must be >= 0, got {self.shadowing_db}")
 
     @property
     def noise_power_w(self) -> float:
@@ -83,7 +85,7 @@ def _generator(seed):
 def layouts(n: int, cfg: D2DConfig = D2DConfig(), seed: int | torch.Generator = 0):
     """Return ``(tx, rx, dist)``: positions ``(n, N, 2)`` and distances ``dist[b, i, j] = |rx_i - tx_j|``."""
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"d2d.layouts: n (number of layouts) must be an int >= 1, got {n!r}")
+        raise EnvError(f"d2d.layouts: n (number of layouts) must be an int >= 1, got {n!r}")
     g = _generator(seed)
     N = cfg.n_links
     tx = torch.rand(n, N, 2, generator=g, dtype=torch.float64) * cfg.field
@@ -103,7 +105,7 @@ def layouts(n: int, cfg: D2DConfig = D2DConfig(), seed: int | torch.Generator = 
 def path_loss_db(d: torch.Tensor, cfg: D2DConfig = D2DConfig()) -> torch.Tensor:
     """ITU-R P.1411 LoS median path loss in dB for distances ``d`` in metres (see module doc)."""
     if bool((d <= 0).any()):
-        raise ValueError("d2d.path_loss_db: distances must be > 0 m")
+        raise EnvError("d2d.path_loss_db: distances must be > 0 m")
     lam = SPEED_OF_LIGHT / cfg.carrier
     r_bp = 4 * cfg.h_tx * cfg.h_rx / lam
     l_bp = abs(20 * math.log10(lam ** 2 / (8 * math.pi * cfg.h_tx * cfg.h_rx)))
@@ -115,7 +117,7 @@ def channel_gains(dist: torch.Tensor, cfg: D2DConfig = D2DConfig(), seed: int | 
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Noise-normalised received-power matrices ``G`` ``(n, N, N)`` from distances (see module doc)."""
     if dist.dim() != 3 or dist.shape[-1] != dist.shape[-2]:
-        raise ValueError(f"d2d.channel_gains: dist must have shape (n, N, N), got {tuple(dist.shape)}")
+        raise EnvError(f"d2d.channel_gains: dist must have shape (n, N, N), got {tuple(dist.shape)}")
     N = dist.shape[-1]
     gain_db = -path_loss_db(dist, cfg) + torch.eye(N, dtype=dist.dtype) * cfg.antenna_gain_db
     g = _generator(seed)
@@ -139,13 +141,13 @@ def generate(n: int, cfg: D2DConfig = D2DConfig(), seed: int = 0, dtype: torch.d
 def link_rates(G: torch.Tensor, x: torch.Tensor, gap_db: float = 6.0) -> torch.Tensor:
     """Per-link rates (bit/s/Hz) ``(n, N)`` for schedules/powers ``x`` in [0, 1] ``(n, N)``; differentiable in x."""
     if G.dim() != 3 or G.shape[-1] != G.shape[-2]:
-        raise ValueError(f"d2d.link_rates: G must have shape (n, N, N), got {tuple(G.shape)}")
+        raise EnvError(f"d2d.link_rates: G must have shape (n, N, N), got {tuple(G.shape)}")
     if x.dim() == 1:
         x = x.unsqueeze(0)
     if x.shape[-1] != G.shape[-1] or x.shape[0] not in (1, G.shape[0]):
-        raise ValueError(f"d2d.link_rates: x has shape {tuple(x.shape)}, expected ({G.shape[0]}, {G.shape[-1]})")
+        raise EnvError(f"d2d.link_rates: x has shape {tuple(x.shape)}, expected ({G.shape[0]}, {G.shape[-1]})")
     if bool((x.detach() < 0).any()) or bool((x.detach() > 1).any()):
-        raise ValueError("d2d.link_rates: x (activation / power fraction) must lie in [0, 1]")
+        raise EnvError("d2d.link_rates: x (activation / power fraction) must lie in [0, 1]")
     x = x.to(G.dtype)
     # Direct gains dwarf far interferers by ~1e8: never form "total - signal" (float32 would cancel it out).
     off = 1.0 - torch.eye(G.shape[-1], dtype=G.dtype)

@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from .errors import EnvError
+
 __all__ = ["gaussian_ic", "user_rates", "sum_rate", "check_channels", "check_power"]
 
 
@@ -31,9 +33,9 @@ def gaussian_ic(K: int, n: int, seed: int | torch.Generator | None = 0,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Return ``n`` channel amplitude matrices ``|h_ij|``, ``h_ij ~ CN(0, 1)``, shape ``(n, K, K)``."""
     if not isinstance(K, int) or K < 2:
-        raise ValueError(f"gaussian_ic: K must be an int >= 2 (an interference channel needs two users), got {K!r}")
+        raise EnvError(f"gaussian_ic: K must be an int >= 2 (an interference channel needs two users), got {K!r}")
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"gaussian_ic: n (number of channels) must be an int >= 1, got {n!r}")
+        raise EnvError(f"gaussian_ic: n (number of channels) must be an int >= 1, got {n!r}")
     g = _generator(seed)
     re = torch.randn(n, K, K, generator=g, dtype=torch.float64)
     im = torch.randn(n, K, K, generator=g, dtype=torch.float64)
@@ -43,28 +45,28 @@ def gaussian_ic(K: int, n: int, seed: int | torch.Generator | None = 0,
 def check_channels(H: torch.Tensor, where: str = "H") -> torch.Tensor:
     """Validate a batch of square channel matrices; returns it as a ``(B, K, K)`` tensor."""
     if not isinstance(H, torch.Tensor):
-        raise TypeError(f"{where}: expected a torch.Tensor of channel amplitudes, got {type(H).__name__}")
+        raise EnvError(f"{where}: expected a torch.Tensor of channel amplitudes, got {type(H).__name__}")
     if H.dim() == 2:
         H = H.unsqueeze(0)
     if H.dim() != 3 or H.shape[-1] != H.shape[-2]:
-        raise ValueError(f"{where}: expected shape (batch, K, K) or (K, K), got {tuple(H.shape)}")
+        raise EnvError(f"{where}: expected shape (batch, K, K) or (K, K), got {tuple(H.shape)}")
     if H.shape[-1] < 2:
-        raise ValueError(f"{where}: K must be >= 2, got K={H.shape[-1]}")
+        raise EnvError(f"{where}: K must be >= 2, got K={H.shape[-1]}")
     return H
 
 
 def check_power(p: torch.Tensor, H: torch.Tensor, where: str = "p") -> torch.Tensor:
     """Validate powers against channels ``H`` of shape ``(B, K, K)``; returns ``p`` as ``(B, K)``."""
     if not isinstance(p, torch.Tensor):
-        raise TypeError(f"{where}: expected a torch.Tensor of powers, got {type(p).__name__}")
+        raise EnvError(f"{where}: expected a torch.Tensor of powers, got {type(p).__name__}")
     if p.dim() == 1:
         p = p.unsqueeze(0)
     B, K = H.shape[0], H.shape[-1]
     if p.dim() != 2 or p.shape[-1] != K or p.shape[0] not in (1, B):
-        raise ValueError(f"{where}: shape {tuple(p.shape)} does not match channels of shape {tuple(H.shape)}; "
+        raise EnvError(f"{where}: shape {tuple(p.shape)} does not match channels of shape {tuple(H.shape)}; "
                          f"expected ({B}, {K})")
     if bool((p.detach() < 0).any()):
-        raise ValueError(f"{where}: powers must be non-negative (min is {float(p.detach().min()):.4g})")
+        raise EnvError(f"{where}: powers must be non-negative (min is {float(p.detach().min()):.4g})")
     return p
 
 
@@ -73,7 +75,7 @@ def user_rates(H: torch.Tensor, p: torch.Tensor, noise: float = 1.0) -> torch.Te
     H = check_channels(H)
     p = check_power(p, H)
     if noise <= 0:
-        raise ValueError(f"user_rates: noise power must be > 0, got {noise}")
+        raise EnvError(f"user_rates: noise power must be > 0, got {noise}")
     G = H * H
     rx = G * p.unsqueeze(-2)                       # rx[b, i, j] = G_ij p_j
     signal = torch.diagonal(rx, dim1=-2, dim2=-1)

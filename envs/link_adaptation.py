@@ -43,6 +43,8 @@ from envs import nr
 from envs.bler import SNR_HI_DB, SNR_LO_DB, SNR_STEP_DB, bler_table, eesm_db
 from envs.scenarios import get_scenario
 
+from .errors import EnvError
+
 N_CQI_HIST, N_ACK_HIST, N_MCS_HIST = 4, 8, 8
 OBS_DIM = N_CQI_HIST + 1 + N_ACK_HIST + N_MCS_HIST
 OFFSET_MIN, OFFSET_MAX = -10, 5
@@ -60,11 +62,11 @@ class LinkAdaptationEnv(VectorEnv):
             scenarios = [scenarios]
         self.scenarios = [get_scenario(s) for s in scenarios]
         if not self.scenarios:
-            raise ValueError("scenarios must name at least one scenario")
+            raise EnvError("scenarios must name at least one scenario")
         if int(num_links) < len(self.scenarios):
-            raise ValueError(f"num_links ({num_links}) must be >= number of scenarios ({len(self.scenarios)})")
+            raise EnvError(f"num_links ({num_links}) must be >= number of scenarios ({len(self.scenarios)})")
         if int(episode_len) < 1:
-            raise ValueError(f"episode_len must be >= 1, got {episode_len}")
+            raise EnvError(f"episode_len must be >= 1, got {episode_len}")
         self.num_envs = self.num_links = int(num_links)
         self.episode_len = int(episode_len)
         self.mcs_table_id, self.cqi_table_id = int(mcs_table_id), int(cqi_table_id)
@@ -203,9 +205,9 @@ class LinkAdaptationEnv(VectorEnv):
             raise RuntimeError("call reset() before step()")
         a = np.asarray(actions)
         if a.shape != (self.num_links,):
-            raise ValueError(f"actions must have shape ({self.num_links},), got {a.shape}")
+            raise EnvError(f"actions must have shape ({self.num_links},), got {a.shape}")
         if a.size and (a.min() < 0 or a.max() >= N_ACTIONS):
-            raise ValueError(f"actions must be in 0..{N_ACTIONS - 1}, got range {a.min()}..{a.max()}")
+            raise EnvError(f"actions must be in 0..{N_ACTIONS - 1}, got range {a.min()}..{a.max()}")
         rng, n = self._rng, self.num_links
         cmcs = self.cqi_mcs()
         mcs = np.clip(cmcs + a.astype(np.int64) + OFFSET_MIN, 0, self.n_mcs - 1)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import EnvError
+
 # (modulation order Qm, code rate x 1024, spectral efficiency) rows ------------------------------
 
 _CQI_ROWS = {
@@ -100,7 +102,7 @@ class RateTable:
 
 def _build(kind: str, rows: dict, table_id) -> RateTable:
     if isinstance(table_id, bool) or table_id not in rows:
-        raise ValueError(f"unknown {kind} table id {table_id!r}; valid ids: {sorted(rows)}")
+        raise EnvError(f"unknown {kind} table id {table_id!r}; valid ids: {sorted(rows)}")
     arr = np.array(rows[table_id], dtype=np.float64)
     return RateTable(kind, int(table_id), arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2])
 
@@ -132,17 +134,17 @@ def cqi_to_mcs(cqi_table_id: int = 1, mcs_table_id: int = 1) -> np.ndarray:
 def n_re(n_prb: int, n_symb: int = 12, n_dmrs_per_prb: int = 12, n_oh_per_prb: int = 0) -> int:
     """Resource elements for data (38.214 5.1.3.2 step 1): min(156, 12*n_symb - dmrs - oh) * n_prb."""
     if n_prb <= 0 or n_symb <= 0 or n_symb > 14:
-        raise ValueError(f"n_prb must be > 0 and n_symb in 1..14, got n_prb={n_prb}, n_symb={n_symb}")
+        raise EnvError(f"n_prb must be > 0 and n_symb in 1..14, got n_prb={n_prb}, n_symb={n_symb}")
     re_prb = 12 * n_symb - n_dmrs_per_prb - n_oh_per_prb
     if re_prb <= 0:
-        raise ValueError(f"no data REs: 12*n_symb - n_dmrs_per_prb - n_oh_per_prb = {re_prb}")
+        raise EnvError(f"no data REs: 12*n_symb - n_dmrs_per_prb - n_oh_per_prb = {re_prb}")
     return min(156, re_prb) * n_prb
 
 
 def tbs_from_ninfo(n_info: float, code_rate: float) -> int:
     """Transport block size from N_info and target code rate R (38.214 5.1.3.2 steps 2-4)."""
     if n_info <= 0:
-        raise ValueError(f"n_info must be > 0, got {n_info}")
+        raise EnvError(f"n_info must be > 0, got {n_info}")
     if n_info <= 3824:
         n = max(3, math.floor(math.log2(n_info)) - 6)
         n_info_q = max(24, (2 ** n) * math.floor(n_info / 2 ** n))
@@ -163,9 +165,9 @@ def tbs(mcs: int, n_prb: int, mcs_table_id: int = 1, n_layers: int = 1, n_symb: 
     """TBS in bits for one PDSCH allocation (38.214 5.1.3.2), e.g. tbs(27, 52) for 52 PRBs."""
     t = mcs_table(mcs_table_id)
     if not 0 <= int(mcs) < len(t):
-        raise ValueError(f"mcs must be in 0..{len(t) - 1} for MCS table {mcs_table_id}, got {mcs}")
+        raise EnvError(f"mcs must be in 0..{len(t) - 1} for MCS table {mcs_table_id}, got {mcs}")
     if n_layers not in (1, 2, 3, 4):
-        raise ValueError(f"n_layers must be 1..4 for one codeword, got {n_layers}")
+        raise EnvError(f"n_layers must be 1..4 for one codeword, got {n_layers}")
     r = float(t.code_rate[mcs])
     n_info = n_re(n_prb, n_symb, n_dmrs_per_prb, n_oh_per_prb) * r * int(t.qm[mcs]) * n_layers
     return tbs_from_ninfo(n_info, r)
@@ -195,5 +197,5 @@ def code_blocks(tb_size: int, code_rate: float) -> tuple[int, int]:
 def slot_duration_s(scs_khz: int) -> float:
     """Slot (= TTI here) duration for numerology mu: 1 ms / 2^mu with SCS = 15 kHz * 2^mu."""
     if scs_khz not in (15, 30, 60, 120):
-        raise ValueError(f"scs_khz must be one of 15, 30, 60, 120, got {scs_khz}")
+        raise EnvError(f"scs_khz must be one of 15, 30, 60, 120, got {scs_khz}")
     return 1e-3 * 15 / scs_khz

@@ -14,12 +14,15 @@ group's geometry with the other group's reporting settings.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
 from scipy.special import j0
 
 from envs import nr
+
+from .errors import EnvError
 
 SPEED_OF_LIGHT = 299_792_458.0
 
@@ -44,7 +47,11 @@ class Scenario:
 
     def __post_init__(self):
         def bad(key, why):
-            raise ValueError(f"scenario {self.name!r}: {key} {why}, got {getattr(self, key)!r}")
+            raise EnvError(f"scenario {self.name!r}: {key} {why}, got {getattr(self, key)!r}")
+        for f in dataclasses.fields(self):  # NaN passes every comparison below: refuse it first
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                bad(f.name, "must be a finite number")
         if self.speed_kmh < 0:
             bad("speed_kmh", "must be >= 0")
         if self.carrier_ghz <= 0:
@@ -117,7 +124,7 @@ def get_scenario(name) -> Scenario:
     if isinstance(name, Scenario):
         return name
     if name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; valid: {sorted(SCENARIOS)}")
+        raise EnvError(f"unknown scenario {name!r}; valid: {sorted(SCENARIOS)}")
     return SCENARIOS[name]
 
 

@@ -1,6 +1,7 @@
 """Distiller behaviour: teachers frozen and unsaved, routing, combination, cache, taps, schemes."""
 import lightning.pytorch as pl
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -170,7 +171,7 @@ def test_checkpoint_teacher_loads_weights_only(tmp_path):
     (tmp_path / "bad.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable weights file"):
         Checkpoint(MLP(4, 3, [8]), str(tmp_path / "bad.pt"))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError):
         Checkpoint(MLP(4, 3, [8]), str(tmp_path / "missing.pt"))
 
 
@@ -214,7 +215,7 @@ def test_exported_program_teacher(tmp_path):
     d = Distiller(str(path), [terms.KL()])
     x = torch.randn(2, 4)
     assert torch.allclose(d.teacher_output({"x": x}), teacher(x), atol=1e-6)
-    with pytest.raises(FileNotFoundError, match="exported program not found"):
+    with pytest.raises(UserError, match="exported program not found"):
         Distiller(str(tmp_path / "missing.pt2"), [terms.KL()])
     with pytest.raises(ValueError, match="has no architecture"):
         Distiller(str(tmp_path / "weights.pt"), [terms.KL()])
@@ -232,8 +233,8 @@ def test_function_matching_kd_inputs(kind):
                            kd_inputs=kind, lr=0.05)
     x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
     _trainer().fit(m, DataLoader(TensorDataset(x, y), batch_size=32))
-    # the setup dry run sees the clean batch, training steps see new inputs the labels cannot follow
-    assert len(seen) >= 2 and not any(torch.allclose(s, x) for s in seen[1:])
+    # training steps show the teacher new inputs the labels cannot follow (no dry run: no data module)
+    assert seen and not any(torch.allclose(s, x) for s in seen)
     with pytest.raises(ValueError, match="kd_inputs"):
         DistillationModule(MLP(4, 3, [6]), Distiller(teacher, [terms.MSE()]), kd_inputs="cutmix")
 
@@ -276,3 +277,31 @@ def test_lean_hooks_in_a_user_lightning_module():
     w0 = m.net.weight.clone()
     _trainer().fit(m, DataLoader(TensorDataset(torch.randn(16, 4), torch.randint(0, 3, (16,))), batch_size=8))
     assert not torch.allclose(m.net.weight, w0)
+
+
+def test_lazy_connector_without_a_datamodule_is_trained_and_resumes(tmp_path):
+    """Dataloaders given to fit (no data module): the connector is sized at the first batch and joins the
+    optimizer; a resumed run builds it from the checkpoint's shapes before the weights are loaded."""
+    import lightning.pytorch as pl
+
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    teacher = MLP(4, 3, [16])
+
+    def module():
+        return DistillationModule(MLP(4, 3, [6]), Distiller(teacher, [terms.Feature("net.1", "net.1")]),
+                                  nn.CrossEntropyLoss(), lr=0.05)
+
+    m = module()
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[ckpt], accelerator="cpu")
+    trainer.fit(m, DataLoader(TensorDataset(x, y), batch_size=8))
+    conn = m.distiller.terms[0].connector
+    opt_ids = {id(p) for g in trainer.optimizers[0].param_groups for p in g["params"]}
+    assert conn is not None and all(id(p) in opt_ids for p in conn.parameters())
+    w0 = conn.weight.clone()
+    m2 = module()
+    pl.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_model_summary=False,
+               enable_checkpointing=False, accelerator="cpu").fit(
+        m2, DataLoader(TensorDataset(x, y), batch_size=8), ckpt_path=tmp_path / "last.ckpt")
+    assert m2.distiller.terms[0].connector is not None and not torch.equal(m2.distiller.terms[0].connector.weight, w0)

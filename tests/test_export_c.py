@@ -8,6 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 import torch.nn as nn
 
@@ -144,18 +145,18 @@ def test_bad_arguments(tmp_path):
         export_c(q, tmp_path)
     with pytest.raises(ValueError, match=r"observer '0.input_quant' has seen no data"):
         export_c(q, tmp_path, int8=True)
-    with pytest.raises(FileNotFoundError, match="source not found"):
+    with pytest.raises(UserError, match="source not found"):
         compile_c([tmp_path / "nope.c"], tmp_path / "x")
     (tmp_path / "broken.c").write_text("int main(void) { return }\n")
     with pytest.raises(RuntimeError, match="compile_c: gcc failed"):
         compile_c([tmp_path / "broken.c"], tmp_path / "x")
-    with pytest.raises(FileNotFoundError, match="C compiler 'no-such-cc' not found"):
+    with pytest.raises(UserError, match="C compiler 'no-such-cc' not found"):
         compile_c([tmp_path / "broken.c"], tmp_path / "x", cc="no-such-cc")
 
 
 def test_int8_with_a_float_layer_matches_and_onnx_agrees(tmp_path):
     from compress.export import run_onnx
-    from compress.quant import export_onnx_int8
+    from compress.export import export_onnx_int8
 
     torch.manual_seed(0)
     model = prepare_qat(mlp([12, 32, 32, 6]), skip=("4",))  # head kept in float

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import onnx
 import pytest
+from compress.errors import UserError
 import torch
 import torch.nn as nn
 
@@ -86,7 +87,7 @@ def test_not_a_model_is_a_clear_error(tmp_path):
         load_onnx(empty)
     with pytest.raises(ValueError, match="is not an ONNX model"):
         ort_session(bad)
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(UserError, match="not found"):
         load_onnx(tmp_path / "missing.onnx")
 
 
@@ -125,7 +126,7 @@ def test_bad_arguments(tmp_path):
     from compress.quant import prepare_qat
 
     model = mlp([4, 8, 2])
-    with pytest.raises(TypeError, match="example_input must be a torch.Tensor"):
+    with pytest.raises(UserError, match="example_input must be a torch.Tensor"):
         export_onnx(model, [[0.0] * 4], tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="opset must be an int in"):
         export_onnx(model, torch.randn(1, 4), tmp_path / "m.onnx", opset=11)

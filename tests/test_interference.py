@@ -2,6 +2,7 @@
 import math
 
 import pytest
+from envs.errors import EnvError
 import torch
 
 from envs import d2d
@@ -47,7 +48,7 @@ def test_bad_inputs_have_clear_errors():
         sum_rate(H, torch.ones(2, 4))
     with pytest.raises(ValueError, match="shape"):
         sum_rate(torch.ones(2, 3, 4), torch.ones(2, 3))
-    with pytest.raises(TypeError):
+    with pytest.raises(EnvError):
         sum_rate([[1.0]], torch.ones(1))
 
 

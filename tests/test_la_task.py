@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 
@@ -77,7 +78,7 @@ def test_evaluate_same_seeds_and_policy_kinds(tmp_path):
     net = student_factory((16,))
     path = export_onnx(net, torch.zeros(1, OBS_DIM), tmp_path / "s.onnx")
     assert evaluate(str(path), ["micro_veh"], **kw) == evaluate(net, ["micro_veh"], **kw)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError):
         evaluate(str(tmp_path / "missing.onnx"), ["micro_veh"], **kw)
     with pytest.raises(ValueError, match="unknown scenario"):
         evaluate(OLLA(), ["mars"], **kw)
@@ -93,6 +94,8 @@ def test_multi_teacher_distillation_matches_teachers():
     m = LADistillModule(student, distiller=d, lr=5e-3)
     dm = LARolloutData(["macro_ped", "micro_ped"], teacher_of={"macro": 0, "micro": 1}, num_links=64,
                        rollout_tti=60, warmup_tti=10, batch_size=128, student_mix=0.5)
+    from compress.task import hand_policies
+    hand_policies(m, dm)  # the framework's runner does this before fitting a recipe
     pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, reload_dataloaders_every_n_epochs=1).fit(m, dm)
     assert len(dm.x) == 4 * 50 * 64  # DAgger aggregates every epoch's states
@@ -118,7 +121,7 @@ def test_recipes_validate(name, monkeypatch):
 
 def test_missing_teacher_recipe_is_clear(tmp_path):
     from compress.distill import RecipeTeacher
-    with pytest.raises(FileNotFoundError, match="teacher recipe not found"):
+    with pytest.raises(UserError, match="teacher recipe not found"):
         RecipeTeacher(str(tmp_path / "la_teacher_nope.yaml"))
 
 

@@ -1,4 +1,4 @@
-"""compress.quant.quantize_onnx_static: QDQ int8 around convolutions and GEMMs of any ONNX graph, recurrent
+"""compress.export.quantize_onnx_static: QDQ int8 around convolutions and GEMMs of any ONNX graph, recurrent
 layers and excluded nodes kept fp32, outputs close to fp32."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from compress.export import ort_session, run_onnx
-from compress.quant import quantize_onnx_static
+from compress.export import quantize_onnx_static
 
 
 class ConvGRU(nn.Module):
@@ -66,7 +66,7 @@ def test_static_int8_keeps_the_gru_fp32_and_tracks_fp32(fp32, tmp_path):
 
 
 def test_static_int8_bad_input(tmp_path):
-    with pytest.raises(FileNotFoundError, match="fp32 model not found"):
+    with pytest.raises(ValueError, match="fp32 model not found"):
         quantize_onnx_static(tmp_path / "none.onnx", tmp_path / "o.onnx", [])
     (tmp_path / "x.onnx").write_bytes(b"")
     with pytest.raises(ValueError, match="must end in .onnx"):

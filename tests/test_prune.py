@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -120,7 +121,7 @@ def test_taylor_ranks_by_gradient_where_magnitude_would_not():
 def test_qat_prepared_model_is_refused():
     quant = pytest.importorskip("compress.quant")
     model = quant.prepare_qat(nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)))
-    with pytest.raises(RuntimeError, match="prune -> fine-tune -> QAT") as err:
+    with pytest.raises(UserError, match="prune -> fine-tune -> QAT") as err:
         prune_model(model, torch.randn(1, 8), target_ratio=0.5)
     assert str(err.value) == QAT_ERROR
 
@@ -253,7 +254,7 @@ def test_callback_refuses_qat_model(tmp_path):
     quant = pytest.importorskip("compress.quant")
     module = Classifier()
     quant.prepare_qat(module.student)
-    with pytest.raises(RuntimeError, match="prune -> fine-tune -> QAT"):
+    with pytest.raises(UserError, match="prune -> fine-tune -> QAT"):
         _trainer(tmp_path, [PruningCallback(target_ratio=0.5)], epochs=1).fit(module, _data())
 
 

@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import numpy as np
 import onnx
 import pytest
+from compress.errors import UserError
 import torch
 import torch.nn as nn
 
@@ -11,12 +12,12 @@ from tests.helpers import mlp
 from onnx import numpy_helper
 
 from compress.export import UnsupportedLayerError, ort_session, run_onnx
+from compress.export import export_onnx_int8
 from compress.quant import (
     ActFakeQuant,
     QATCallback,
     QATConv1d,
     QATLinear,
-    export_onnx_int8,
     freeze_observers,
     int8_param_bytes,
     is_qat_prepared,
@@ -118,7 +119,7 @@ def test_prepare_qat_swaps_in_place_and_keeps_parameters():
     with torch.no_grad():
         y = model.train()(x)
     assert (y - ref).abs().max() < 0.1 * ref.abs().max()  # close to float, not equal
-    with pytest.raises(RuntimeError, match="already QAT-prepared"):
+    with pytest.raises(UserError, match="already QAT-prepared"):
         prepare_qat(model)
     with pytest.raises(ValueError, match=r"skip names unknown modules \['head'\]"):
         prepare_qat(mlp([2, 2]), skip=("head",))

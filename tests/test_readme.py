@@ -11,17 +11,13 @@ def _section_code(title: str) -> str:
     return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
 
 
-def test_readme_lightning_example_runs():
+def test_readme_lightning_example_runs(capsys):
+    """The own-project example as written, with 1 epoch instead of 30 (its numbers are bench_kd's)."""
     code = _section_code("### Use the distiller in your own Lightning project")
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 3))
-    fresh = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 3))  # the example's student at init
-    torch.manual_seed(0)
+    assert "EPOCHS = 30" in code
     namespace: dict = {}
-    exec(compile(code, "README-example", "exec"), namespace)
-    student = namespace["student"]
-    assert not torch.equal(student[0].weight, fresh[0].weight), "the student did not train"
-    assert all(not p.requires_grad for p in namespace["teacher"].parameters())
+    exec(compile(code.replace("EPOCHS = 30", "EPOCHS = 1"), "README-example", "exec"), namespace)
+    out = capsys.readouterr().out
+    accs = [float(line.split()[-1]) for line in out.splitlines() if line.startswith(("teacher", "MLP"))]
+    assert len(accs) == 3 and all(0.1 < a <= 1.0 for a in accs), out   # every model trained past chance
+    assert all(not p.requires_grad for p in namespace["teacher"].parameters())   # the teacher is frozen

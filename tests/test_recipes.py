@@ -104,10 +104,14 @@ def test_fit_writes_student_and_resumes(tmp_path, capsys):
     assert (run / "student.pt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     metrics = (run / "logs" / "version_0" / "metrics.csv").read_text()
     assert "val/acc" in metrics and "train/kd_kl" in metrics
-    # rerun with more epochs: resumes from last.ckpt instead of starting over
-    assert main(["fit", str(path), "--trainer.max_epochs=2"]) == 0
+    # rerun with more epochs: refused (the recorded recipe differs) unless the change is accepted
+    line = _error_line(capsys, ["fit", str(path), "--trainer.max_epochs=2"])
+    assert "trained with other settings (trainer.max_epochs: 1 -> 2)" in line and "--accept-changes" in line
+    assert main(["fit", str(path), "--trainer.max_epochs=2", "--accept-changes"]) == 0
     out = capsys.readouterr().out
     assert "resuming from" in out
+    import yaml as _yaml
+    assert _yaml.safe_load((run / "recipe.yaml").read_text())["trainer"]["max_epochs"] == 2  # recorded
     # the resumed run trained only the missing epoch: its log starts at epoch 1, step 3
     rows = (run / "logs" / "version_1" / "metrics.csv").read_text().strip().splitlines()[1:]
     assert rows and all(r.split(",")[0] == "1" for r in rows)

@@ -2,6 +2,7 @@
 import lightning.pytorch as pl
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 from torch import nn
 
@@ -107,7 +108,7 @@ def test_replay_buffer_wraps():
 
 def test_bad_input():
     q = nn.Linear(4, 4)
-    with pytest.raises(TypeError, match="gymnasium vector API"):
+    with pytest.raises(UserError, match="gymnasium vector API"):
         DQN(object(), q)
     with pytest.raises(ValueError, match="gamma"):
         DQN(ContextBandit(), q, gamma=1.0)

@@ -166,8 +166,8 @@ def test_recipes_run_through_the_cli(tmp_path):
                 "--model.init_args.cache=false"]
         assert cli_main(args + extra) == 0, recipe
         assert (tmp_path / recipe / "student.pt").is_file()
-    # a rerun with more epochs resumes from the last checkpoint
-    assert cli_main(args[:2] + ["--trainer.max_epochs=2"] + args[3:] + extra) == 0
+    # a rerun with more epochs resumes from the last checkpoint (the change accepted explicitly)
+    assert cli_main(args[:2] + ["--trainer.max_epochs=2"] + args[3:] + extra + ["--accept-changes"]) == 0
 
 
 def test_reinforce_bernoulli_policy_for_d2d():

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from compress.errors import UserError
 import torch
 
 from compress.distill import schedules, terms
@@ -168,5 +169,5 @@ def test_schedule_errors():
         schedules.Step([1.0], [0.5])
     with pytest.raises(ValueError):
         schedules.Exponential(0.0, 1.0)
-    with pytest.raises(TypeError):
+    with pytest.raises(UserError):
         terms.KL(weight="high")

@@ -165,7 +165,7 @@ def paper_latency(out_dir: Path) -> dict:
 
     from compress.export import export_onnx
     from compress.profile import profile_artifact
-    from compress.quant import quantize_onnx_static
+    from compress.export import quantize_onnx_static
     from tasks.beam_tracking import BeamStudent
     from tasks.beam_tracking.deploy import _grouped_convs
 

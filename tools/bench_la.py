@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# tools/ holds a profile.py that would shadow the stdlib module (cProfile imports it): drop tools/
-sys.path = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 _SPEED_CODE = r"""
 import os, time

@@ -29,13 +29,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # repository root instead of tools/
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from compress.profile.c_timing import object_bytes  # noqa: E402
-from compress.profile.latency import build_artifact, time_artifact, time_c_export, time_onnx, worker_env  # noqa: E402
+from compress.profile.c_timing import object_bytes
+from compress.profile.latency import build_artifact, time_artifact, time_c_export, time_onnx, worker_env
 
 MODELS = {"16-64-64-28": [16, 64, 64, 28], "410-32-32-198": [410, 32, 32, 198],
           "16-512-512-512-28": [16, 512, 512, 512, 28]}

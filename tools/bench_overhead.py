@@ -22,21 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 
-# tools/ holds profile.py, which would shadow the standard library's `profile`: run from the repo root
-sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import lightning.pytorch as pl  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import lightning.pytorch as pl
+import torch
+from torch import nn
 
-from compress.data import DigitsDataModule  # noqa: E402
-from compress.distill import DistillationModule, Distiller, batch_input, terms  # noqa: E402
-from compress.models import MLP  # noqa: E402
+from compress.data import DigitsDataModule
+from compress.distill import DistillationModule, Distiller, batch_input, terms
+from compress.models import MLP
 
 
 def _terms():

@@ -23,18 +23,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # repository root instead of tools/
 
-import lightning.pytorch as pl  # noqa: E402
-import torch  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import lightning.pytorch as pl
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from compress.distill import DistillationModule, Distiller, terms  # noqa: E402
-from compress.profile.latency import build_artifact, time_artifact  # noqa: E402
-from compress.prune import PruningCallback, count_params  # noqa: E402
+from compress.distill import DistillationModule, Distiller, terms
+from compress.profile.latency import build_artifact, time_artifact
+from compress.prune import PruningCallback, count_params
 
 
 def data(seed: int = 0):

@@ -23,20 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # tools/profile.py would shadow `profile`
 
-import lightning.pytorch as pl  # noqa: E402
-import torch  # noqa: E402
+import lightning.pytorch as pl
+import torch
 
-from envs import d2d  # noqa: E402
-from envs.interference import sum_rate  # noqa: E402
-from tasks.sinr import (ChannelSet, PowerGNN, PowerMLP, SINRDataModule, SINRModule, all_active,  # noqa: E402
+from envs import d2d
+from envs.interference import sum_rate
+from tasks.sinr import (ChannelSet, PowerGNN, PowerMLP, SINRDataModule, SINRModule, all_active,
                         evaluate, fplinq, greedy, make_channels, random_schedule, wmmse)
 
 RAYLEIGH_MEAN, RAYLEIGH_STD = 0.8862, 0.4633

@@ -11,6 +11,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .sampling import EpochShuffle
+
+from compress.errors import UserError
+
 __all__ = ["DigitsDataModule", "load_digits_split"]
 
 
@@ -42,9 +46,9 @@ class DigitsDataModule(pl.LightningDataModule):
     def __init__(self, batch_size: int = 64, seed: int = 0, train_fraction: float = 1.0):
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 < train_fraction <= 1:
-            raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
+            raise UserError(f"train_fraction must be in (0, 1], got {train_fraction}")
         self.batch_size, self.seed, self.train_fraction = batch_size, seed, train_fraction
         self.splits = None
 
@@ -57,10 +61,10 @@ class DigitsDataModule(pl.LightningDataModule):
                 self.splits["train"] = (x[:n], y[:n])
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        # shuffled by (seed, epoch) only, so a resumed run sees the same batches as an uninterrupted one
         self.setup()
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(_DictDataset(*self.splits[split]), batch_size=self.batch_size, shuffle=shuffle,
-                          generator=g if shuffle else None)
+        ds = _DictDataset(*self.splits[split])
+        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochShuffle(len(ds), self.seed) if shuffle else None)
 
     def train_dataloader(self):
         return self._loader("train", True)

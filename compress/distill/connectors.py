@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["make_connector"]
 
 
@@ -14,7 +16,7 @@ def make_connector(kind: str | None, student_dim: int, teacher_dim: int) -> nn.M
     """
     if kind in (None, "none", "identity"):
         if student_dim != teacher_dim:
-            raise ValueError(
+            raise UserError(
                 f"feature widths differ (student {student_dim}, teacher {teacher_dim}): "
                 "set connector='linear' or 'conv1x1'")
         return nn.Identity()
@@ -22,4 +24,4 @@ def make_connector(kind: str | None, student_dim: int, teacher_dim: int) -> nn.M
         return nn.Linear(student_dim, teacher_dim)
     if kind == "conv1x1":
         return nn.Conv2d(student_dim, teacher_dim, kernel_size=1)
-    raise ValueError(f"unknown connector '{kind}': use 'linear', 'conv1x1' or None")
+    raise UserError(f"unknown connector '{kind}': use 'linear', 'conv1x1' or None")

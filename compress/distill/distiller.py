@@ -22,25 +22,17 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
+from ..batch import batch_input
 from .cache import TeacherCache
 from .taps import Tap
 from .teachers import TeacherHandle, fingerprint
 from .terms.base import Term
 
+from compress.errors import UserError
+
 __all__ = ["Distiller", "batch_input"]
 
 TeacherSpec = nn.Module | Callable | str | Mapping[str, Any] | Sequence[Any] | None
-
-
-def batch_input(batch, key: str = "x"):
-    """The model input of a batch: ``batch[key]`` for dicts, ``batch[0]`` for tuples/lists."""
-    if isinstance(batch, Mapping):
-        if key not in batch:
-            raise KeyError(f"batch has no input key '{key}' (keys: {', '.join(map(str, batch))})")
-        return batch[key]
-    if isinstance(batch, (tuple, list)):
-        return batch[0]
-    return batch
 
 
 def _resolve_teacher(name: str, spec: Any):
@@ -51,9 +43,9 @@ def _resolve_teacher(name: str, spec: Any):
         if spec.endswith(".pt2"):
             from pathlib import Path
             if not Path(spec).is_file():
-                raise FileNotFoundError(f"teacher '{name}': exported program not found: {spec}")
+                raise UserError(f"teacher '{name}': exported program not found: {spec}")
             return torch.export.load(spec).module()
-        raise ValueError(f"teacher '{name}': a bare path '{spec}' has no architecture; use "
+        raise UserError(f"teacher '{name}': a bare path '{spec}' has no architecture; use "
                          "compress.distill.Checkpoint(module, path), a .pt2 exported program, or a recipe .yaml")
     return spec
 
@@ -65,7 +57,7 @@ class Distiller(nn.Module):
                  index_key: str = "index"):
         super().__init__()
         if combine not in ("route", "mean", "weighted"):
-            raise ValueError(f"combine must be 'route', 'mean' or 'weighted', got '{combine}'")
+            raise UserError(f"combine must be 'route', 'mean' or 'weighted', got '{combine}'")
         self.input_key, self.route_key, self.combine, self.index_key = input_key, route_key, combine, index_key
         if isinstance(terms, Mapping):
             for name, term in terms.items():
@@ -74,7 +66,7 @@ class Distiller(nn.Module):
         terms = list(terms)
         for t in terms:
             if not isinstance(t, Term):
-                raise TypeError(f"terms must be knowledge terms (compress.distill.terms.*), got {type(t).__name__}")
+                raise UserError(f"terms must be knowledge terms (compress.distill.terms.*), got {type(t).__name__}")
         names = [t.term_name for t in terms]
         for i, t in enumerate(terms):  # make names unique for logging
             if names.count(t.term_name) > 1:
@@ -98,15 +90,15 @@ class Distiller(nn.Module):
         if teacher_weights is not None:
             w = torch.as_tensor(teacher_weights, dtype=torch.float32)
             if len(w) != len(self._teachers) or (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"teacher_weights {list(teacher_weights)} must be {len(self._teachers)} "
+                raise UserError(f"teacher_weights {list(teacher_weights)} must be {len(self._teachers)} "
                                  "non-negative numbers with a positive sum")
             self.teacher_weights = (w / w.sum()).tolist()
         if combine == "weighted" and self.teacher_weights is None and self._teachers:
-            raise ValueError("combine='weighted' needs teacher_weights")
+            raise UserError("combine='weighted' needs teacher_weights")
         self.cache = None
         if cache:
             if any(t.teacher_tap for t in terms):
-                raise ValueError("the teacher-output cache cannot serve feature taps; disable cache or taps")
+                raise UserError("the teacher-output cache cannot serve feature taps; disable cache or taps")
             self.cache = TeacherCache(cache if isinstance(cache, str) else None)
         self._attach_teacher_taps()
 
@@ -120,16 +112,16 @@ class Distiller(nn.Module):
 
     def add_teacher(self, name: str, spec) -> None:
         if name in self._teachers:
-            raise ValueError(f"duplicate teacher name '{name}'")
+            raise UserError(f"duplicate teacher name '{name}'")
         self._teachers[name] = TeacherHandle(name, _resolve_teacher(name, spec))
         self._attach_teacher_taps()
 
     def _tap_teacher_name(self, term: Term) -> str:
         if not self._teachers:
-            raise ValueError(f"term '{term.term_name}' needs a teacher but the distiller has none")
+            raise UserError(f"term '{term.term_name}' needs a teacher but the distiller has none")
         name = term.teacher or next(iter(self._teachers))
         if name not in self._teachers:
-            raise ValueError(f"term '{term.term_name}' names unknown teacher '{name}' "
+            raise UserError(f"term '{term.term_name}' names unknown teacher '{name}' "
                              f"(teachers: {', '.join(self._teachers)})")
         return name
 
@@ -141,7 +133,7 @@ class Distiller(nn.Module):
                 if key not in self._teacher_taps:
                     module = self._teachers[name].module
                     if module is None:
-                        raise ValueError(f"term '{term.term_name}' taps teacher '{name}', which is not a module")
+                        raise UserError(f"term '{term.term_name}' taps teacher '{name}', which is not a module")
                     self._teacher_taps[key] = Tap(term.teacher_tap).attach(module, owner=f"teacher '{name}'")
 
     # ------------------------------------------------------------------ student
@@ -183,16 +175,16 @@ class Distiller(nn.Module):
             return handles[0](x)
         if self.combine == "route":
             if self.route_key is None:
-                raise ValueError("several teachers with combine='route' need route_key (a batch key with the "
+                raise UserError("several teachers with combine='route' need route_key (a batch key with the "
                                  "teacher index of each sample)")
             if not isinstance(batch, Mapping) or self.route_key not in batch:
-                raise ValueError(f"batch has no routing key '{self.route_key}'")
+                raise UserError(f"batch has no routing key '{self.route_key}'")
             route = batch[self.route_key].reshape(-1).long()
             if route.numel() != x.shape[0]:
-                raise ValueError(f"routing key '{self.route_key}' has {route.numel()} entries for a batch of "
+                raise UserError(f"routing key '{self.route_key}' has {route.numel()} entries for a batch of "
                                  f"{x.shape[0]}")
             if route.min() < 0 or route.max() >= len(handles):
-                raise ValueError(f"routing key '{self.route_key}' holds teacher index {int(route.max())} outside "
+                raise UserError(f"routing key '{self.route_key}' holds teacher index {int(route.max())} outside "
                                  f"0..{len(handles) - 1}")
             out = None
             for k, handle in enumerate(handles):
@@ -208,7 +200,7 @@ class Distiller(nn.Module):
         outs = [h(x) for h in handles]
         shapes = {tuple(o.shape) for o in outs}
         if len(shapes) > 1:
-            raise ValueError(f"teachers disagree on output shape: {sorted(shapes)}")
+            raise UserError(f"teachers disagree on output shape: {sorted(shapes)}")
         if self.combine == "mean":
             return torch.stack(outs).mean(0)
         w = torch.tensor(self.teacher_weights, dtype=outs[0].dtype, device=outs[0].device)
@@ -238,6 +230,34 @@ class Distiller(nn.Module):
             out[hit.nonzero(as_tuple=True)[0].to(out.device)] = cached.to(out.device, out.dtype)
         return out
 
+    @torch.no_grad()
+    def prefill_cache(self, batches, chunk: int = 5000) -> int:
+        """Fill the teacher-output cache from an iterable of dict batches (``input_key`` and ``index_key``),
+        running the teachers on concatenated chunks of up to ``chunk`` samples: an algorithmic teacher
+        (WMMSE) is slow per call and fast per batch.  Returns the number of samples seen."""
+        if self.cache is None:
+            raise UserError("prefill_cache: the distiller has no teacher-output cache (Distiller(cache=True))")
+        pending: list = []
+        seen = 0
+
+        def flush():
+            if pending:
+                xs = torch.cat([b[self.input_key] for b in pending])
+                idx = torch.cat([torch.as_tensor(b[self.index_key]).reshape(-1) for b in pending])
+                self.teacher_output({self.input_key: xs, self.index_key: idx})
+                pending.clear()
+        for batch in batches:
+            if not isinstance(batch, Mapping) or self.index_key not in batch:
+                raise UserError(f"prefill_cache: batches must be mappings with '{self.input_key}' and "
+                                f"'{self.index_key}' keys")
+            pending.append(batch)
+            seen += int(batch[self.input_key].shape[0])
+            if sum(int(b[self.input_key].shape[0]) for b in pending) >= chunk:
+                flush()
+        flush()
+        self.cache.save()
+        return seen
+
     def reset_cache_key(self) -> None:
         """Force the cache to re-check teacher fingerprints (e.g. after a teacher was replaced)."""
         self._cache_keyed = False
@@ -247,7 +267,7 @@ class Distiller(nn.Module):
         needs_output = any(not t.teacher_tap for t in self.terms)
         teacher_out = self.teacher_output(batch) if needs_output and self._teachers else None
         if needs_output and teacher_out is None and len(self.terms):
-            raise ValueError("the distiller has terms but no teacher")
+            raise UserError("the distiller has terms but no teacher")
         teacher_feats = {}
         if self._teacher_taps:
             if teacher_out is None:  # taps need a forward pass of the tapped teachers

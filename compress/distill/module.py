@@ -5,7 +5,9 @@ loss is supplied by the user or a task adapter; validation/test log the task los
 classification (``num_classes``) or regression (``task="regression"``), a torchmetrics metric.
 
 Self-distillation (``self_distill="ema"`` or ``"snapshot"``) adds a teacher made from the student
-itself; it is updated after every optimizer step (EMA) or every N epochs (snapshot).
+itself; it is updated after every optimizer step (EMA) or every N epochs (snapshot), and kept in the
+checkpoint.  ``prefill_cache=True`` fills the distiller's teacher-output cache over the whole training
+set before the first step.
 
 Teachers live outside the module tree: the Lightning checkpoint holds the student (``student.*``)
 and the distiller's trainable connectors, never a teacher.
@@ -23,6 +25,8 @@ from torch import nn
 from .distiller import Distiller, batch_input
 from .losses import as_task_loss, batch_target
 from .teachers import EMATeacher, SnapshotTeacher
+
+from compress.errors import UserError
 
 __all__ = ["DistillationModule", "LeanHooks"]
 
@@ -60,43 +64,51 @@ class DistillationModule(LeanHooks, pl.LightningModule):
                  num_classes: Optional[int] = None, input_key: str = "x", target_key: str = "y",
                  self_distill: Optional[str] = None, ema_decay: float = 0.99, snapshot_every: int = 1,
                  lr_schedule: Optional[str] = None, kd_inputs: Optional[str] = None, mixup_alpha: float = 1.0,
-                 noise_std: float = 0.1):
+                 noise_std: float = 0.1, prefill_cache: bool = False):
         super().__init__()
+        if not isinstance(student, nn.Module):
+            raise UserError(f"student must be an nn.Module, got {type(student).__name__}")
         if optimizer not in ("adam", "adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got '{optimizer}'")
+            raise UserError(f"optimizer must be 'adam', 'adamw' or 'sgd', got '{optimizer}'")
         if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+            raise UserError(f"lr must be > 0, got {lr}")
         if task not in (None, "classification", "regression"):
-            raise ValueError(f"task must be 'classification', 'regression' or None, got '{task}'")
+            raise UserError(f"task must be 'classification', 'regression' or None, got '{task}'")
         if task is None and num_classes is not None:
             task = "classification"
         if task == "classification" and not num_classes:
-            raise ValueError("task='classification' needs num_classes")
+            raise UserError("task='classification' needs num_classes")
         if kd_inputs not in (None, "mixup", "noise"):
-            raise ValueError(f"kd_inputs must be None, 'mixup' or 'noise', got '{kd_inputs}'")
+            raise UserError(f"kd_inputs must be None, 'mixup' or 'noise', got '{kd_inputs}'")
         if lr_schedule not in (None, "cosine"):
-            raise ValueError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
+            raise UserError(f"lr_schedule must be None or 'cosine', got '{lr_schedule}'")
         # hparams are saved for logs and checkpoints only; the module reads its settings from
         # attributes, so a subclass with its own __init__ signature keeps working
         self.save_hyperparameters(ignore=["student", "distiller", "task_loss"])
         self.input_key, self.target_key = input_key, target_key
         self.lr, self.weight_decay, self.optimizer_name, self.lr_schedule = lr, weight_decay, optimizer, lr_schedule
         self.kd_inputs, self.mixup_alpha, self.noise_std = kd_inputs, mixup_alpha, noise_std
+        self.prefill = bool(prefill_cache)
         self._total_steps = 0
         self._ema_teachers: list = []  # the EMA teachers to update after each step, listed at on_train_start
+        self._ema_step = -1            # global step of the last EMA update (one update per optimizer step)
+        self.last_loss_terms: dict = {}  # the latest training step's loss terms (read by NonFiniteGuard)
         self.student = student
         self.distiller = distiller if distiller is not None else Distiller()
         self.distiller.input_key = input_key
         self.task_loss = as_task_loss(task_loss, target_key)
         self.task_weight = float(task_weight)
         if self_distill not in (None, "ema", "snapshot"):
-            raise ValueError(f"self_distill must be None, 'ema' or 'snapshot', got '{self_distill}'")
+            raise UserError(f"self_distill must be None, 'ema' or 'snapshot', got '{self_distill}'")
+        if self_distill is not None and self.distiller.cache is not None:
+            raise UserError("self_distill cannot be used with the teacher-output cache (Distiller(cache=...)): "
+                            "a self-teacher changes every step, so cached outputs would be stale; disable cache")
         if self_distill == "ema":
             self.distiller.add_teacher("self_ema", EMATeacher(student, ema_decay))
         elif self_distill == "snapshot":
             self.distiller.add_teacher("self_snapshot", SnapshotTeacher(student, snapshot_every))
         if self.task_loss is None and not len(self.distiller.terms):
-            raise ValueError("nothing to train: give a task_loss, knowledge terms, or both")
+            raise UserError("nothing to train: give a task_loss, knowledge terms, or both")
         self.distiller.attach(student)
         self.metric_name = None
         if task == "classification":
@@ -122,26 +134,38 @@ class DistillationModule(LeanHooks, pl.LightningModule):
         est = self.trainer.estimated_stepping_batches
         self._ema_teachers = [t for t in map(self.distiller.teacher, self.distiller.teacher_names)
                               if isinstance(t, EMATeacher)]
+        self._ema_step = self.global_step
         self._total_steps = int(est) if est and est != float("inf") else 0
 
     # ------------------------------------------------------------------ set-up
-    def setup(self, stage: str) -> None:
-        """Dry-run one batch so lazily sized connectors exist before the optimizer is built, and so a
-        teacher/student shape mismatch is reported before training starts."""
-        if stage != "fit" or not len(self.distiller.terms) or self._trainer is None:
-            return
-        dm = self.trainer.datamodule
-        loader = None
-        if dm is not None:
-            loader = dm.train_dataloader()
-        elif self.trainer.fit_loop._data_source.is_defined():
-            loader = self.trainer.fit_loop._data_source.dataloader()
-        if loader is None:
-            return
-        batch = next(iter(loader))
+    def _pending_connectors(self) -> list:
+        return [t for t in self.distiller.terms if getattr(t, "needs_build", False)]
+
+    def _dry_run(self, batch) -> None:
         with torch.no_grad():
             out = self.student(batch_input(batch, self.input_key))
             self.distiller(batch, out, progress=0.0)
+
+    def setup(self, stage: str) -> None:
+        """Dry-run one batch of the data module so lazily sized connectors exist before the optimizer is
+        built, and so a teacher/student shape mismatch is reported before training starts.  Without a
+        data module (dataloaders passed to ``fit``) connectors are sized at the first training batch and
+        the optimizer is rebuilt to include them (``on_train_batch_start``)."""
+        if stage == "fit" and len(self.distiller.terms) and self.trainer.datamodule is not None:
+            self._dry_run(next(iter(self.trainer.datamodule.train_dataloader())))
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._pending_connectors():
+            self._dry_run(batch)
+            from ..optim import rebuild_optimizers
+
+            rebuild_optimizers(self.trainer)
+
+    def on_fit_start(self) -> None:
+        """``prefill_cache=True``: run the teachers once over the whole training set, in large chunks, before
+        the first step (the data module's training batches; for slow per-call teachers such as WMMSE)."""
+        if self.prefill and self.distiller.cache is not None and self.trainer.datamodule is not None:
+            self.distiller.prefill_cache(self.trainer.datamodule.train_dataloader())
 
     def configure_optimizers(self):
         params = [p for p in list(self.student.parameters()) + list(self.distiller.parameters()) if p.requires_grad]
@@ -172,6 +196,7 @@ class DistillationModule(LeanHooks, pl.LightningModule):
             kd, kd_logs = self.distiller(batch, student_out, progress=self.progress)
             loss = loss + kd
             logs.update(kd_logs)
+        self.last_loss_terms = logs
         return loss, logs
 
     def _kd_batch(self, batch):
@@ -204,15 +229,46 @@ class DistillationModule(LeanHooks, pl.LightningModule):
                 self.log(f"train/{k}", v, batch_size=bs)
         return loss
 
+    def _attached_trainer(self):
+        try:
+            return self.trainer
+        except RuntimeError:  # not attached to a Trainer (called from plain Python)
+            return None
+
     def _writes_logs(self) -> bool:
-        trainer = self._trainer
+        trainer = self._attached_trainer()
         if trainer is None:
             return False
-        return (trainer.fit_loop.epoch_loop._batches_that_stepped + 1) % max(1, trainer.log_every_n_steps) == 0
+        return (trainer.global_step + 1) % max(1, trainer.log_every_n_steps) == 0
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        for t in self._ema_teachers:
-            t.update(self.student)
+        # after each optimizer step, not each batch (gradient accumulation steps less often)
+        if self._ema_teachers and self.global_step != self._ema_step:
+            self._ema_step = self.global_step
+            for t in self._ema_teachers:
+                t.update(self.student)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _self_teachers(self) -> dict:
+        return {n: t for n in self.distiller.teacher_names
+                if isinstance(t := self.distiller.teacher(n), (EMATeacher, SnapshotTeacher))}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Self-teachers live outside the module tree (teachers never enter the student's state_dict),
+        so their weights are added to the checkpoint here."""
+        selfs = self._self_teachers()
+        if selfs:
+            checkpoint["compress_self_teachers"] = {n: t.module.state_dict() for n, t in selfs.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("state_dict") or {}
+        for i, term in enumerate(self.distiller.terms):  # connectors sized by the run that saved them
+            if getattr(term, "needs_build", False):
+                term.build_from_state(state, f"distiller.terms.{i}.")
+        saved = checkpoint.get("compress_self_teachers") or {}
+        for name, teacher in self._self_teachers().items():
+            if name in saved:
+                teacher.load_state(self.student, saved[name])
 
     def on_train_epoch_end(self) -> None:
         for name in self.distiller.teacher_names:

@@ -19,6 +19,8 @@ from .module import LeanHooks
 from .terms.base import Term
 from .terms.response import KL
 
+from compress.errors import UserError
+
 __all__ = ["OnlineDistillationModule"]
 
 
@@ -28,7 +30,7 @@ class OnlineDistillationModule(LeanHooks, pl.LightningModule):
                  input_key: str = "x", target_key: str = "y"):
         super().__init__()
         if len(peers) < 2:
-            raise ValueError(f"online distillation needs at least 2 peers, got {len(peers)}")
+            raise UserError(f"online distillation needs at least 2 peers, got {len(peers)}")
         self.save_hyperparameters(ignore=["peers", "term", "task_loss"])
         self.automatic_optimization = False
         self.peers = nn.ModuleList(peers)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from compress.errors import UserError
+
 __all__ = ["Schedule", "Constant", "Linear", "Cosine", "Step", "Exponential", "as_schedule"]
 
 
@@ -71,11 +73,11 @@ class Step(Schedule):
     def __init__(self, values: Sequence[float] = (1.0, 0.1), milestones: Sequence[float] = (0.5,)):
         values, milestones = [float(v) for v in values], [float(m) for m in milestones]
         if len(values) != len(milestones) + 1:
-            raise ValueError(
+            raise UserError(
                 f"Step schedule needs len(values) == len(milestones) + 1, got {len(values)} values "
                 f"and {len(milestones)} milestones")
         if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(not 0 <= m <= 1 for m in milestones):
-            raise ValueError(f"Step milestones must increase within [0, 1], got {milestones}")
+            raise UserError(f"Step milestones must increase within [0, 1], got {milestones}")
         self.values, self.milestones = values, milestones
 
     def __call__(self, progress: float) -> float:
@@ -94,7 +96,7 @@ class Exponential(Schedule):
 
     def __init__(self, start: float = 1.0, end: float = 0.01):
         if start <= 0 or end <= 0:
-            raise ValueError(f"Exponential schedule needs start > 0 and end > 0, got {start}, {end}")
+            raise UserError(f"Exponential schedule needs start > 0 and end > 0, got {start}, {end}")
         self.start, self.end = float(start), float(end)
 
     def __call__(self, progress: float) -> float:
@@ -111,4 +113,4 @@ def as_schedule(weight: "float | Schedule") -> Schedule:
         return weight
     if isinstance(weight, (int, float)) and not isinstance(weight, bool):
         return Constant(float(weight))
-    raise TypeError(f"a term weight must be a number or a Schedule, got {type(weight).__name__}")
+    raise UserError(f"a term weight must be a number or a Schedule, got {type(weight).__name__}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["Tap"]
 
 
@@ -27,7 +29,7 @@ class Tap:
             module = root.get_submodule(self.path)
         except AttributeError:
             names = [n for n, _ in root.named_modules() if n]
-            raise ValueError(
+            raise UserError(
                 f"tap '{self.path}' does not name a submodule of the {owner}; "
                 f"available: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}") from None
         self._root = root

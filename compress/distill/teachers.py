@@ -6,7 +6,8 @@ lands in a student checkpoint or an optimizer.
 
 Self-distillation teachers are built from the student itself: ``EMATeacher`` (exponential moving
 average of the weights, updated after every optimizer step) and ``SnapshotTeacher`` (a copy refreshed
-every N epochs).
+every N epochs).  Their state is part of the training checkpoint (``DistillationModule`` saves it and
+restores it with ``load_state``), so a resumed run distills toward the same teacher.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "load_state_dict_file",
            "fingerprint"]
 
@@ -26,16 +29,16 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict with ``weights_only=True`` from a plain ``.pt`` file or a Lightning ``.ckpt``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint not found: {path}")
+        raise UserError(f"teacher checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - report which file is broken
-        raise ValueError(f"{path} is not a loadable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) \
+        raise UserError(f"{path} is not a loadable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) \
             from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not hold a state dict")
+        raise UserError(f"{path} does not hold a state dict")
     return obj
 
 
@@ -61,7 +64,7 @@ class Checkpoint(nn.Module):
             module.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
-            raise ValueError(f"checkpoint {path} does not fit the teacher architecture: {first}") from None
+            raise UserError(f"checkpoint {path} does not fit the teacher architecture: {first}") from None
         self.module = module
         self.path = str(path)
 
@@ -98,7 +101,7 @@ class TeacherHandle:
 
     def __init__(self, name: str, teacher: nn.Module | Callable):
         if not callable(teacher):
-            raise TypeError(f"teacher '{name}' must be an nn.Module or a callable, got {type(teacher).__name__}")
+            raise UserError(f"teacher '{name}' must be an nn.Module or a callable, got {type(teacher).__name__}")
         self.name = name
         self.teacher = teacher
         self.freeze()
@@ -135,7 +138,7 @@ class EMATeacher(nn.Module):
     def __init__(self, student: nn.Module, decay: float = 0.99):
         super().__init__()
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+            raise UserError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = float(decay)
         self.module = copy.deepcopy(student).eval()
         for p in self.module.parameters():
@@ -159,6 +162,20 @@ class EMATeacher(nn.Module):
     def forward(self, x):
         return self.module(x)
 
+    @torch.no_grad()
+    def load_state(self, student: nn.Module, state: dict) -> None:
+        """Restore a checkpointed average (built on the student's current structure, e.g. after pruning)."""
+        _load_copy(self, student, state)
+
+
+def _load_copy(teacher: nn.Module, student: nn.Module, state: dict) -> None:
+    current = teacher.module.state_dict()
+    if set(current) != set(state) or any(current[k].shape != state[k].shape for k in state):
+        teacher.module = copy.deepcopy(student).eval()
+        for p in teacher.module.parameters():
+            p.requires_grad_(False)
+    teacher.module.load_state_dict(state)
+
 
 class SnapshotTeacher(nn.Module):
     """A frozen copy of the student, refreshed every ``every_n_epochs`` epochs."""
@@ -166,7 +183,7 @@ class SnapshotTeacher(nn.Module):
     def __init__(self, student: nn.Module, every_n_epochs: int = 1):
         super().__init__()
         if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+            raise UserError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
         self.module = copy.deepcopy(student).eval()
         for p in self.module.parameters():
@@ -177,6 +194,11 @@ class SnapshotTeacher(nn.Module):
         self.module = copy.deepcopy(student).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+
+    @torch.no_grad()
+    def load_state(self, student: nn.Module, state: dict) -> None:
+        """Restore a checkpointed snapshot (built on the student's current structure)."""
+        _load_copy(self, student, state)
 
     def forward(self, x):
         return self.module(x)

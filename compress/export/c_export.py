@@ -44,8 +44,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from compress.export.chain import Step, UnsupportedLayerError, _label, trace_chain
+from compress.export.layer_chain import Step, UnsupportedLayerError, _label, trace_chain
 from compress.quant.fake_quant import ACT_QMAX, ACT_QMIN, ActFakeQuant, is_qat_prepared
+
+from compress.errors import UserError
 
 C_KINDS = {"linear", "relu", "leaky_relu", "tanh", "sigmoid", "identity", "flatten"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,7 +56,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def _f32(v: float) -> str:
     s = str(np.float32(v))
     if not np.isfinite(np.float32(v)):
-        raise ValueError(f"non-finite value {s} cannot be exported to C")
+        raise UserError(f"non-finite value {s} cannot be exported to C")
     return s + "f"
 
 
@@ -302,7 +304,7 @@ def _check_steps(steps: list[Step], int8: bool) -> None:
 def _quant_state_ok(model: nn.Module) -> None:
     for path, m in model.named_modules():
         if isinstance(m, ActFakeQuant) and not bool(m.initialized):
-            raise ValueError(f"QAT observer {_label(path)} has seen no data: train or calibrate the model "
+            raise UserError(f"QAT observer {_label(path)} has seen no data: train or calibrate the model "
                              "(a forward pass in train mode) before exporting")
 
 
@@ -316,14 +318,14 @@ def export_c(model: nn.Module, out_dir, name: str = "student", int8: bool = Fals
     Returns {"c": Path, "h": Path, "harness": Path}.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"export_c: model must be an nn.Module, got {type(model).__name__}")
+        raise UserError(f"export_c: model must be an nn.Module, got {type(model).__name__}")
     if not isinstance(name, str) or not _IDENT.match(name):
-        raise ValueError(f"export_c: name must be a C identifier, got {name!r}")
+        raise UserError(f"export_c: name must be a C identifier, got {name!r}")
     prepared = is_qat_prepared(model)
     if int8 and not prepared:
-        raise ValueError("export_c: int8=True needs a QAT-prepared model (compress.quant.prepare_qat, then train)")
+        raise UserError("export_c: int8=True needs a QAT-prepared model (compress.quant.prepare_qat, then train)")
     if not int8 and prepared:
-        raise ValueError("export_c: model is QAT-prepared; export it with int8=True")
+        raise UserError("export_c: model is QAT-prepared; export it with int8=True")
     if int8:
         _quant_state_ok(model)
     steps = trace_chain(model, example_input)
@@ -400,7 +402,7 @@ def _layer(s: Step, li: int, int8: bool, arrays_only: bool) -> str:
         # kernel computes sum_k w * u with u = q + 128: fold -(zp + 128) * sum_k w into the bias
         b_folded = b - (zp_in - ACT_QMIN) * w.sum(axis=1)
         if np.abs(b_folded).max(initial=0) + K * 127 * 255 >= 2**31:
-            raise ValueError(f"layer {_label(s.path)}: int32 accumulator could overflow")
+            raise UserError(f"layer {_label(s.path)}: int32 accumulator could overflow")
         mult = (t["in_scale"] * t["w_scale"]).float().cpu().numpy()  # exactly the fake-quant bias scale
         k4, o16 = -(-K // 4), -(-O // 16)
         if arrays_only:
@@ -428,6 +430,18 @@ def _layer(s: Step, li: int, int8: bool, arrays_only: bool) -> str:
     return f"    cx_dense_f32(L{li}_W, L{li}_B, {{src}}, {{dst}}, {K}, {O});"
 
 
+def read_io_sizes(header: Path, name: str) -> tuple[int, int]:
+    """Input/output sizes from the ``<name>_IN`` / ``<name>_OUT`` macros of an exported header."""
+    text = Path(header).read_text()
+    sizes = {}
+    for key in ("IN", "OUT"):
+        m = re.search(rf"#define\s+{re.escape(name)}_{key}\s+\(?\s*(\d+)", text)
+        if not m:
+            raise UserError(f"{header} has no '#define {name}_{key} <int>' macro; is it a compress C export?")
+        sizes[key] = int(m.group(1))
+    return sizes["IN"], sizes["OUT"]
+
+
 def compile_c(sources, out_path, *, shared: bool = False, flags=("-O3", "-march=native"), cc: str | None = None) -> Path:
     """Compile C ``sources`` (paths, or the dict from ``export_c``) into an executable or shared library.
 
@@ -442,10 +456,10 @@ def compile_c(sources, out_path, *, shared: bool = False, flags=("-O3", "-march=
     sources = [Path(s) for s in sources]
     for s in sources:
         if not s.is_file():
-            raise FileNotFoundError(f"compile_c: source not found: {s}")
+            raise UserError(f"compile_c: source not found: {s}")
     compiler = cc or os.environ.get("CC") or "gcc"
     if shutil.which(compiler) is None:
-        raise FileNotFoundError(f"compile_c: C compiler {compiler!r} not found (install gcc or set CC)")
+        raise UserError(f"compile_c: C compiler {compiler!r} not found (install gcc or set CC)")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     includes = sorted({f"-I{s.parent}" for s in sources})

@@ -32,6 +32,8 @@ import onnx
 import torch
 import torch.nn as nn
 
+from compress.errors import UserError
+
 MIN_OPSET, MAX_OPSET = 17, 21
 
 
@@ -39,18 +41,18 @@ def load_onnx(path) -> onnx.ModelProto:
     """Load and check an ONNX file; FileNotFoundError if missing, ValueError if it is not an ONNX model."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"ONNX file not found: {p}")
+        raise UserError(f"ONNX file not found: {p}")
     try:
         model = onnx.load(str(p), load_external_data=True)
     except Exception as e:
-        raise ValueError(f"{p} is not an ONNX model ({type(e).__name__})") from None
+        raise UserError(f"{p} is not an ONNX model ({type(e).__name__})") from None
     if model.ir_version <= 0 or len(model.graph.node) == 0 or not model.opset_import:
-        raise ValueError(f"{p} is not an ONNX model (no graph / IR version)")
+        raise UserError(f"{p} is not an ONNX model (no graph / IR version)")
     try:
         onnx.checker.check_model(model)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{p} is not a valid ONNX model: {first}") from None
+        raise UserError(f"{p} is not a valid ONNX model: {first}") from None
     return model
 
 
@@ -63,13 +65,13 @@ def ort_session(path, threads: int = 1, *, optimization: str = "all", optimized_
     import onnxruntime as ort
 
     if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"ort_session: threads must be an int >= 1, got {threads!r}")
+        raise UserError(f"ort_session: threads must be an int >= 1, got {threads!r}")
     levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
     if optimization not in levels:
-        raise ValueError(f"ort_session: optimization must be one of {sorted(levels)}, got {optimization!r}")
+        raise UserError(f"ort_session: optimization must be one of {sorted(levels)}, got {optimization!r}")
     load_onnx(path)  # clear errors for missing / non-ONNX files
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -96,7 +98,7 @@ def check_input(session_or_path, x) -> np.ndarray:
     ok = len(expected) == len(got) and all(e is None or e == g for e, g in zip(expected, got))
     if not ok:
         exp = "(" + ", ".join("batch" if e is None else str(e) for e in expected) + ")"
-        raise ValueError(f"input {meta.name!r} has shape {got}, expected {exp}")
+        raise UserError(f"input {meta.name!r} has shape {got}, expected {exp}")
     if meta.type == "tensor(float)" and arr.dtype != np.float32:
         arr = arr.astype(np.float32)
     return np.ascontiguousarray(arr)
@@ -170,19 +172,19 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path, *, opset: i
     from compress.quant.fake_quant import is_qat_prepared
 
     if not isinstance(model, nn.Module):
-        raise TypeError(f"export_onnx: model must be an nn.Module, got {type(model).__name__}")
+        raise UserError(f"export_onnx: model must be an nn.Module, got {type(model).__name__}")
     if not isinstance(example_input, torch.Tensor):
-        raise TypeError(f"export_onnx: example_input must be a torch.Tensor, got {type(example_input).__name__}")
+        raise UserError(f"export_onnx: example_input must be a torch.Tensor, got {type(example_input).__name__}")
     if example_input.dim() < 1 or example_input.shape[0] < 1:
-        raise ValueError(f"export_onnx: example_input must have a batch dimension, got shape "
+        raise UserError(f"export_onnx: example_input must have a batch dimension, got shape "
                          f"{tuple(example_input.shape)}")
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"export_onnx: opset must be an int in [{MIN_OPSET}, {MAX_OPSET}], got {opset!r}")
+        raise UserError(f"export_onnx: opset must be an int in [{MIN_OPSET}, {MAX_OPSET}], got {opset!r}")
     if is_qat_prepared(model):
-        raise ValueError("export_onnx: model is QAT-prepared; export it with compress.quant.export_onnx_int8")
+        raise UserError("export_onnx: model is QAT-prepared; export it with compress.export.export_onnx_int8")
     path = Path(path)
     if path.suffix != ".onnx":
-        raise ValueError(f"export_onnx: path must end in .onnx, got {path}")
+        raise UserError(f"export_onnx: path must end in .onnx, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
@@ -192,7 +194,7 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path, *, opset: i
             model(x)
     except Exception as e:
         model.train(was_training)
-        raise ValueError(f"export_onnx: the model rejects example_input of shape {tuple(x.shape)}: "
+        raise UserError(f"export_onnx: the model rejects example_input of shape {tuple(x.shape)}: "
                          f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     # trace at batch >= 2 so torch.export cannot specialise the batch dimension to 1
     x_trace = torch.cat([x, x]) if (dynamic_batch and x.shape[0] == 1) else x

@@ -17,11 +17,12 @@ Design decisions
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
+from compress.export.c_export import read_io_sizes  # noqa: F401 - re-exported: the profiler reads C exports' sizes
 from compress.profile.stats import SAMPLE_TARGET_US, summarize
+
 
 HARNESS = r"""
 #define _POSIX_C_SOURCE 199309L
@@ -91,18 +92,6 @@ int main(int argc, char **argv) {
     return 0;
 }
 """
-
-
-def read_io_sizes(header: Path, name: str) -> tuple[int, int]:
-    """Input/output sizes from the ``<name>_IN`` / ``<name>_OUT`` macros of an exported header."""
-    text = Path(header).read_text()
-    sizes = {}
-    for key in ("IN", "OUT"):
-        m = re.search(rf"#define\s+{re.escape(name)}_{key}\s+\(?\s*(\d+)", text)
-        if not m:
-            raise ValueError(f"{header} has no '#define {name}_{key} <int>' macro; is it a compress C export?")
-        sizes[key] = int(m.group(1))
-    return sizes["IN"], sizes["OUT"]
 
 
 def write_harness(out_dir: Path, header: Path, name: str, n_in: int, n_out: int,

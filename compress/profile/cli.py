@@ -1,12 +1,12 @@
 """``profile TARGET [--input-shape 1,16] [--runtimes ...] [--json]`` (``python -m compress profile``,
-``tools/profile.py``).
+``tools/profile_artifact.py``).
 
 TARGET is one of
 - an exported artifact: ``.onnx``, a C export directory (or its ``.c``/``.h``), a ``.so`` with its header;
 - a checkpoint (``.pt``/``.pth``/``.ckpt``) holding a module structure (written by
   ``compress.prune.save_module`` or by a fit with a ``PruningCallback``): loaded with
   ``torch.load(weights_only=True)`` and rebuilt from trusted classes only (``--trust PREFIX`` adds
-  module prefixes you trust; see compress.prune.serialize for the trust model);
+  module prefixes you trust; see compress.serialize for the trust model);
 - a recipe (``.yaml``/``.yml``): its student is built by the function registered with
   ``set_recipe_builder(fn)`` (``fn(path) -> nn.Module`` or ``(nn.Module, example_input)``); the
   framework CLI registers it.
@@ -20,6 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Callable
+
+from compress.errors import UserError
 
 __all__ = ["main", "set_recipe_builder", "build_parser", "load_checkpoint_module"]
 
@@ -58,9 +60,9 @@ def _parse_shape(text: str | None):
     try:
         shape = [int(d) for d in text.replace("x", ",").split(",") if d.strip()]
     except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated ints such as 1,16, got {text!r}") from None
+        raise UserError(f"--input-shape must be comma-separated ints such as 1,16, got {text!r}") from None
     if not shape or any(d < 1 for d in shape):
-        raise ValueError(f"--input-shape must be positive ints such as 1,16, got {text!r}")
+        raise UserError(f"--input-shape must be positive ints such as 1,16, got {text!r}")
     return shape
 
 
@@ -70,20 +72,20 @@ def load_checkpoint_module(path: Path, trusted=()):
 
     import torch
 
-    from compress.prune.serialize import SPEC_KEY, module_from_checkpoint
+    from compress.serialize import SPEC_KEY, module_from_checkpoint
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise ValueError(f"{path} holds pickled Python objects and is not loaded (weights_only=True); "
+            raise UserError(f"{path} holds pickled Python objects and is not loaded (weights_only=True); "
                              "save the model with compress.prune.save_module") from None
-        raise ValueError(f"{path} is not a model checkpoint: {first[:160]}") from None
+        raise UserError(f"{path} is not a model checkpoint: {first[:160]}") from None
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path} is not a model checkpoint (it holds a {type(ckpt).__name__})")
+        raise UserError(f"{path} is not a model checkpoint (it holds a {type(ckpt).__name__})")
     if SPEC_KEY not in ckpt:
-        raise ValueError(f"{path} holds weights but no module structure; save it with "
+        raise UserError(f"{path} holds weights but no module structure; save it with "
                          "compress.prune.save_module(model, path, meta={'input_shape': [1, n]}) or profile its recipe")
     module = module_from_checkpoint(ckpt, trusted=tuple(trusted), source=str(path))
     meta = json.loads(ckpt["meta"]) if isinstance(ckpt.get("meta"), str) else {}
@@ -97,7 +99,7 @@ def _default_shape(module) -> list[int]:
                  None)
     if isinstance(first, nn.Linear):
         return [1, first.in_features]
-    raise ValueError("cannot infer the input shape of this model (first layer is not Linear); pass --input-shape")
+    raise UserError("cannot infer the input shape of this model (first layer is not Linear); pass --input-shape")
 
 
 def run(args) -> "object":
@@ -108,9 +110,9 @@ def run(args) -> "object":
     suffix = target.suffix.lower()
     if suffix in RECIPE_SUFFIXES:
         if not target.is_file():
-            raise FileNotFoundError(f"recipe {target} does not exist")
+            raise UserError(f"recipe {target} does not exist")
         if _RECIPE_BUILDER is None:
-            raise ValueError("profiling a recipe needs the framework CLI (python -m compress profile RECIPE), "
+            raise UserError("profiling a recipe needs the framework CLI (python -m compress profile RECIPE), "
                              "which registers the student builder")
         built = _RECIPE_BUILDER(target)
         module, example = built if isinstance(built, tuple) else (built, None)
@@ -120,7 +122,7 @@ def run(args) -> "object":
                              seconds=args.seconds, repeats=args.repeats, name=str(target))
     if suffix in CHECKPOINT_SUFFIXES:
         if not target.is_file():
-            raise FileNotFoundError(f"checkpoint {target} does not exist")
+            raise UserError(f"checkpoint {target} does not exist")
         module, stored = load_checkpoint_module(target, args.trust)
         example = shape or stored or _default_shape(module)
         return profile_model(module, example, runtimes=args.runtimes or DEFAULT_RUNTIMES, workdir=args.workdir,

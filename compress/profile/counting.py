@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["LayerStat", "count_layers", "count_totals", "check_input_fits", "CONVENTIONS"]
 
 CONVENTIONS = ("macs", "thop")
@@ -221,6 +223,6 @@ def check_input_fits(model: nn.Module, example_input) -> None:
             expected = "(unknown)"
         msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         got_s = got[0] if len(got) == 1 else got
-        raise ValueError(f"input shape {got_s} does not fit the model: expected {expected} ({msg[:120]})") from None
+        raise UserError(f"input shape {got_s} does not fit the model: expected {expected} ({msg[:120]})") from None
     finally:
         model.train(was_training)

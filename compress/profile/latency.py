@@ -3,7 +3,7 @@
 Runtimes (names used everywhere, e.g. in tools/bench_latency.py's JSON):
     "torch-eager"       the nn.Module itself (saved with compress.prune.save_module, reloaded in the worker)
     "onnxruntime"       fp32 ONNX (compress.export.export_onnx), ORT with IOBinding, 1 thread
-    "onnxruntime-int8"  QDQ int8 ONNX (compress.quant.export_onnx_int8), same session settings
+    "onnxruntime-int8"  QDQ int8 ONNX (compress.export.export_onnx_int8), same session settings
     "c-export"          dependency-free C (compress.export.export_c), timed by a generated C harness
     "c-export-int8"     the same with int8 weights
 
@@ -26,6 +26,8 @@ import torch
 from torch import nn
 
 from compress.profile.c_timing import compile_timing, object_bytes, read_io_sizes, run_timing, write_harness
+
+from compress.errors import UserError
 
 __all__ = ["RUNTIMES", "build_artifact", "time_onnx", "time_torch_file", "time_c_export", "measure_latency",
            "worker_env", "qat_copy"]
@@ -116,7 +118,7 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
     workdir.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     if runtime == "torch-eager":
-        from compress.prune.serialize import save_module
+        from compress.serialize import save_module
         path = workdir / "model.pt"
         try:
             save_module(model, path)
@@ -132,7 +134,7 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
         path = export_onnx(model, example_input, workdir / "model.onnx")
         return {"path": Path(path), "bytes": Path(path).stat().st_size}
     if runtime == "onnxruntime-int8":
-        from compress.quant import export_onnx_int8
+        from compress.export import export_onnx_int8
         qmodel, synthetic = qat_copy(model, example_input)
         path = export_onnx_int8(qmodel, example_input, workdir / "model_int8.onnx")
         out = {"path": Path(path), "bytes": Path(path).stat().st_size}
@@ -150,7 +152,7 @@ def build_artifact(model: nn.Module, example_input: torch.Tensor, runtime: str, 
         if synthetic:
             out["note"] = "int8 artifacts built from an uncalibrated QAT copy: size/speed exact, accuracy not"
         return out
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
 def time_artifact(artifact: dict, runtime: str, input_shape, *, seconds: float = 0.4, repeats: int = 5) -> dict:
@@ -161,14 +163,14 @@ def time_artifact(artifact: dict, runtime: str, input_shape, *, seconds: float =
         return time_onnx(artifact["path"], input_shape, runtime=runtime, seconds=seconds, repeats=repeats)
     if runtime.startswith("c-export"):
         return time_c_export(artifact["path"], artifact["h"], repeats=repeats)
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
 def measure_latency(model: nn.Module, example_input: torch.Tensor, *, runtime: str = "onnxruntime",
                     workdir: str | Path | None = None, seconds: float = 0.3, repeats: int = 3) -> dict:
     """Deployed latency of ``model`` on ``runtime`` (batch 1, one thread, fresh process): stats dict."""
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        raise UserError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     with tempfile.TemporaryDirectory(prefix="compress-lat-") as tmp:
         art = build_artifact(model, example_input, runtime, workdir or tmp)
         out = time_artifact(art, runtime, list(example_input.shape), seconds=seconds, repeats=repeats)
@@ -181,5 +183,5 @@ def so_forward_name(path: Path) -> str:
     out = subprocess.run(["nm", "-D", "--defined-only", str(path)], capture_output=True, text=True)
     names = re.findall(r"\bT\s+(\w+)_forward\b", out.stdout)
     if out.returncode != 0 or not names:
-        raise ValueError(f"{path} exports no '<name>_forward' function; is it a compress C export?")
+        raise UserError(f"{path} exports no '<name>_forward' function; is it a compress C export?")
     return names[0]

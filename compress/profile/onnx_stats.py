@@ -12,6 +12,8 @@ from pathlib import Path
 
 from compress.profile.counting import LayerStat
 
+from compress.errors import UserError
+
 __all__ = ["load_onnx_checked", "onnx_input_shape", "check_onnx_input", "onnx_layers", "onnx_is_int8"]
 
 _QDQ_PARAMS = {"QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "DynamicQuantizeLinear": (),
@@ -27,13 +29,13 @@ def load_onnx_checked(path: str | Path):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise UserError(f"{path} does not exist")
     try:
         model = onnx.load(str(path))
     except Exception:  # noqa: BLE001 - protobuf raises several types
-        raise ValueError(f"{path} is not an ONNX model") from None
+        raise UserError(f"{path} is not an ONNX model") from None
     if not model.graph.node and not model.graph.input:
-        raise ValueError(f"{path} is not an ONNX model (empty graph)")
+        raise UserError(f"{path} is not an ONNX model (empty graph)")
     return model
 
 
@@ -47,7 +49,7 @@ def onnx_input_shape(model) -> list:
         for d in inp.type.tensor_type.shape.dim:
             dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?"))
         return dims
-    raise ValueError("ONNX graph has no input")
+    raise UserError("ONNX graph has no input")
 
 
 def check_onnx_input(model, shape: list[int], source: str = "model") -> list[int]:
@@ -59,7 +61,7 @@ def check_onnx_input(model, shape: list[int], source: str = "model") -> list[int
     fits = len(shape) == len(expected) and all(
         not (isinstance(e, int) and e > 0) or e == s for e, s in zip(expected, shape))
     if not fits:
-        raise ValueError(f"input shape {shape} does not fit {source}: expected {expected}")
+        raise UserError(f"input shape {shape} does not fit {source}: expected {expected}")
     return shape
 
 

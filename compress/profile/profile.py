@@ -23,6 +23,7 @@ from torch import nn
 from compress.profile.counting import LayerStat, check_input_fits, count_layers
 from compress.profile.latency import RUNTIMES, build_artifact, so_forward_name, time_artifact, time_c_export, \
     time_onnx
+from compress.errors import UserError
 
 __all__ = ["Profile", "profile_model", "profile_artifact", "DEFAULT_RUNTIMES"]
 
@@ -103,14 +104,14 @@ def profile_model(model: nn.Module, example_input, *, runtimes=DEFAULT_RUNTIMES,
                   seconds: float = 0.4, repeats: int = 5, name: str | None = None) -> Profile:
     """Profile ``model`` for a batch-1 ``example_input`` (a tensor, or a shape such as (1, 16))."""
     if not isinstance(model, nn.Module):
-        raise ValueError(f"profile_model: expected an nn.Module, got {type(model).__name__}")
+        raise UserError(f"profile_model: expected an nn.Module, got {type(model).__name__}")
     if isinstance(example_input, (tuple, list, torch.Size)) and all(isinstance(d, int) for d in example_input):
         example_input = torch.randn(*example_input, generator=torch.Generator().manual_seed(0))
     if not isinstance(example_input, torch.Tensor):
-        raise ValueError("profile_model: example_input must be a tensor or a shape like (1, 16)")
+        raise UserError("profile_model: example_input must be a tensor or a shape like (1, 16)")
     bad = [r for r in runtimes if r not in RUNTIMES]
     if bad:
-        raise ValueError(f"unknown runtime(s) {bad}; choose from {', '.join(RUNTIMES)}")
+        raise UserError(f"unknown runtime(s) {bad}; choose from {', '.join(RUNTIMES)}")
     model = model.eval()
     check_input_fits(model, example_input)
     layers = count_layers(model, example_input)
@@ -149,12 +150,12 @@ def _c_sources(path: Path) -> tuple[Path, Path, str]:
     if path.is_dir():
         headers = [h for h in sorted(path.glob("*.h")) if (path / f"{h.stem}.c").is_file()]
         if not headers:
-            raise ValueError(f"{path} holds no C export (<name>.c with <name>.h)")
+            raise UserError(f"{path} holds no C export (<name>.c with <name>.h)")
         h = headers[0]
         return path / f"{h.stem}.c", h, h.stem
     h = path.with_suffix(".h")
     if not h.is_file():
-        raise ValueError(f"{path} has no header {h.name} beside it (needed for the input/output sizes)")
+        raise UserError(f"{path} has no header {h.name} beside it (needed for the input/output sizes)")
     return path.with_suffix(".c"), h, h.stem
 
 
@@ -181,7 +182,7 @@ def profile_artifact(path, input_shape=None, *, runtimes=None, seconds: float = 
     """Profile an existing artifact: ``.onnx``, a C export (directory, .c or .h), or a ``.so`` + header."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise UserError(f"{path} does not exist")
     if path.suffix == ".onnx":
         from compress.profile.onnx_stats import check_onnx_input, load_onnx_checked, onnx_is_int8, onnx_layers
         model = load_onnx_checked(path)
@@ -222,11 +223,11 @@ def profile_artifact(path, input_shape=None, *, runtimes=None, seconds: float = 
     head = path.read_bytes()[:64] if path.is_file() else b""
     if head.startswith(_ELF):
         if path.suffix != ".so" and ".so." not in path.name:
-            raise ValueError(f"{path} is an executable; profile the C export directory or a shared library (.so)")
+            raise UserError(f"{path} is an executable; profile the C export directory or a shared library (.so)")
         name = so_forward_name(path)
         h_file = path.with_name(f"{name}.h")
         if not h_file.is_file():
-            raise ValueError(f"{path} needs its header {h_file.name} beside it (input/output sizes)")
+            raise UserError(f"{path} needs its header {h_file.name} beside it (input/output sizes)")
         from compress.profile.c_timing import read_io_sizes
         n_in, _ = read_io_sizes(h_file, name)
         _check_flat_shape(input_shape, n_in, path)
@@ -240,7 +241,7 @@ def profile_artifact(path, input_shape=None, *, runtimes=None, seconds: float = 
         except Exception as exc:  # noqa: BLE001
             prof.errors["c-export"] = _one_line(exc)
         return prof
-    raise ValueError(f"{path} is not a model: expected .onnx, a C export (dir/.c/.h), a .so, "
+    raise UserError(f"{path} is not a model: expected .onnx, a C export (dir/.c/.h), a .so, "
                      "or a checkpoint (.pt/.ckpt, via the CLI)")
 
 
@@ -249,4 +250,4 @@ def _check_flat_shape(input_shape, n_in: int, path: Path) -> None:
         return
     shape = [int(d) for d in input_shape]
     if math.prod(shape) != n_in or (len(shape) > 1 and shape[0] != 1):
-        raise ValueError(f"input shape {shape} does not fit {path}: expected [1, {n_in}]")
+        raise UserError(f"input shape {shape} does not fit {path}: expected [1, {n_in}]")

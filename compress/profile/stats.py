@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from compress.errors import UserError
+
 SAMPLE_TARGET_US = 10.0
 
 
@@ -26,7 +28,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 def summarize(samples_us: list[float], repeats: int, calls_per_sample: int) -> dict:
     """p50/p99 over all samples and the min/max of per-repeat medians."""
     if not samples_us or repeats < 1:
-        raise ValueError("summarize: no latency samples")
+        raise UserError("summarize: no latency samples")
     per = max(1, len(samples_us) // repeats)
     blocks = [sorted(samples_us[i * per:(i + 1) * per]) for i in range(repeats) if samples_us[i * per:(i + 1) * per]]
     medians = [percentile(b, 50) for b in blocks]

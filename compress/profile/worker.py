@@ -99,7 +99,7 @@ def _torch_call(path: str, shape: list[int], trusted: list[str]):
     if path.endswith(".pt2"):
         model = torch.export.load(path).module()  # written by the parent process itself (trusted); eval already
     else:
-        from compress.prune.serialize import load_module
+        from compress.serialize import load_module
         model = load_module(path, trusted=tuple(trusted)).eval()
     x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     ctx = torch.inference_mode()

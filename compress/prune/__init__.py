@@ -16,7 +16,7 @@ Public API:
         pruned structure in every checkpoint.
     save_module(model, path) / load_module(path, trusted=())   # extra trusted module prefixes beyond torch.nn, compress
         structure + weights in a weights_only=True-loadable file; a pruned model reloads without the
-        original architecture (see compress.prune.serialize for the trust model).
+        original architecture (see compress.serialize for the trust model).
     find_output_layers(model, example_input) -> list of head layers (protected by default)
 
 Order of compression: prune -> fine-tune (with distillation) -> QAT -> export.  Pruning a
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from compress._lazy import lazy_getattr
 
-# Lazy attributes (PEP 562): the timing worker loads modules through compress.prune.serialize and must
+# Lazy attributes (PEP 562): the timing worker loads modules through compress.serialize and must
 # not pay for importing Lightning (the callback) or torch-pruning in every fresh process.
 _LAZY = {
     "prune_model": "compress.prune.core",
@@ -36,11 +36,11 @@ _LAZY = {
     "count_params": "compress.prune.core",
     "PruningCallback": "compress.prune.callback",
     "reshape_like": "compress.prune.callback",
-    "save_module": "compress.prune.serialize",
-    "load_module": "compress.prune.serialize",
-    "module_from_checkpoint": "compress.prune.serialize",
-    "module_spec": "compress.prune.serialize",
-    "build_from_spec": "compress.prune.serialize",
+    "save_module": "compress.serialize",
+    "load_module": "compress.serialize",
+    "module_from_checkpoint": "compress.serialize",
+    "module_spec": "compress.serialize",
+    "build_from_spec": "compress.serialize",
 }
 
 __all__ = sorted(_LAZY)

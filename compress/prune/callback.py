@@ -7,13 +7,14 @@ Design decisions
   optimizer is used from the very next step.  torch-pruning replaces pruned weights with new
   ``nn.Parameter`` objects, so an optimizer that is not rebuilt keeps updating the old, detached
   tensors and the pruned layers silently stop learning (Torch-Pruning #120/#140/#291).
-- The optimizer is rebuilt with ``trainer.strategy.setup_optimizers(trainer)`` (i.e. the module's
-  own ``configure_optimizers``); the current learning rates and the LR-scheduler states are carried
-  over so a schedule does not restart.  Optimizer moments (Adam's m, v) restart: their shapes changed.
+- The optimizer is rebuilt with ``compress.optim.rebuild_optimizers`` (the module's own
+  ``configure_optimizers``): the current learning rates and the LR-scheduler states are carried over
+  so a schedule does not restart, and the optimizer state (Adam's m, v) of every surviving weight is
+  kept, sliced to the kept channels (``prune_model(track_kept=True)``).
 - The iterative schedule interpolates the *budget* linearly from the first step's measurement to
   the final budget over ``steps`` steps, ``every_n_epochs`` apart, starting at ``start_epoch``.
 - Distiller taps are re-resolved after every step (``pl_module.distiller.refresh()``).
-- Checkpoints: every checkpoint gets the pruned module's structure (compress.prune.serialize), so a
+- Checkpoints: every checkpoint gets the pruned module's structure (compress.serialize), so a
   pruned ``.ckpt`` reloads without the original architecture (``compress.prune.load_module``), and
   resuming (``fit(ckpt_path=...)``) or testing from a pruned checkpoint reshapes the module in place
   just before Lightning loads the weights (through the module's ``on_load_checkpoint``).
@@ -27,9 +28,11 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
+from compress.optim import rebuild_optimizers
 from compress.prune.core import PruneResult, check_not_qat, count_params, interpolate_budgets, prune_model
-from compress.prune.serialize import _MODULE_INTERNALS, SPEC_KEY, module_from_checkpoint, module_spec, \
+from compress.serialize import _MODULE_INTERNALS, SPEC_KEY, module_from_checkpoint, module_spec, \
     spec_checkpoint_entry
+from compress.errors import UserError
 
 __all__ = ["PruningCallback", "reshape_like"]
 
@@ -41,7 +44,7 @@ def reshape_like(target: nn.Module, source: nn.Module) -> None:
     src = dict(source.named_modules())
     tgt = dict(target.named_modules())
     if src.keys() != tgt.keys() or any(type(src[k]) is not type(tgt[k]) for k in src):
-        raise ValueError("checkpoint structure does not match the module's submodules/classes; "
+        raise UserError("checkpoint structure does not match the module's submodules/classes; "
                          "load it with compress.prune.load_module instead")
     for name, s in src.items():
         t = tgt[name]
@@ -79,24 +82,24 @@ class PruningCallback(Callback):
                        budget_latency_us=budget_latency_us)
         given = {k: v for k, v in targets.items() if v is not None}
         if len(given) != 1:
-            raise ValueError("PruningCallback: give exactly one of target_ratio, budget_params, budget_bytes, "
+            raise UserError("PruningCallback: give exactly one of target_ratio, budget_params, budget_bytes, "
                              f"budget_latency_us; got {sorted(given) or 'none'}")
         (self.target_kind, self.target_value), = given.items()
         if not isinstance(self.target_value, (int, float)) or self.target_value <= 0 or \
                 (self.target_kind == "target_ratio" and self.target_value > 1):
-            raise ValueError(f"PruningCallback: {self.target_kind} must be positive"
+            raise UserError(f"PruningCallback: {self.target_kind} must be positive"
                              f"{' and <= 1 (kept fraction)' if self.target_kind == 'target_ratio' else ''}, "
                              f"got {self.target_value!r}")
         if importance not in ("magnitude", "taylor"):
-            raise ValueError(f"PruningCallback: importance must be 'magnitude' or 'taylor', got {importance!r}")
+            raise UserError(f"PruningCallback: importance must be 'magnitude' or 'taylor', got {importance!r}")
         if schedule not in ("oneshot", "iterative"):
-            raise ValueError(f"PruningCallback: schedule must be 'oneshot' or 'iterative', got {schedule!r}")
+            raise UserError(f"PruningCallback: schedule must be 'oneshot' or 'iterative', got {schedule!r}")
         if schedule == "oneshot" and steps != 1:
-            raise ValueError(f"PruningCallback: schedule='oneshot' takes steps=1, got steps={steps}")
+            raise UserError(f"PruningCallback: schedule='oneshot' takes steps=1, got steps={steps}")
         for name, v, lo in (("steps", steps, 1), ("start_epoch", start_epoch, 0), ("every_n_epochs", every_n_epochs, 1),
                             ("taylor_batches", taylor_batches, 1)):
             if not isinstance(v, int) or v < lo:
-                raise ValueError(f"PruningCallback: {name} must be an int >= {lo}, got {v!r}")
+                raise UserError(f"PruningCallback: {name} must be an int >= {lo}, got {v!r}")
         self.importance = importance
         self.schedule = schedule
         self.steps = steps
@@ -123,7 +126,7 @@ class PruningCallback(Callback):
     def _module(self, pl_module) -> nn.Module:
         module = getattr(pl_module, self.module_attr, None) if self.module_attr else pl_module
         if not isinstance(module, nn.Module):
-            raise ValueError(f"PruningCallback: the LightningModule has no nn.Module attribute "
+            raise UserError(f"PruningCallback: the LightningModule has no nn.Module attribute "
                              f"module_attr={self.module_attr!r}")
         return module
 
@@ -142,19 +145,19 @@ class PruningCallback(Callback):
             if isinstance(x, dict):
                 key = getattr(getattr(pl_module, "distiller", None), "input_key", None) or "x"
                 if key not in x:
-                    raise ValueError(f"PruningCallback: batch has no key {key!r} for the example input; "
+                    raise UserError(f"PruningCallback: batch has no key {key!r} for the example input; "
                                      "pass example_input=[1, n_features]")
                 x = x[key]
             elif isinstance(x, (tuple, list)):
                 x = x[0]
             if not isinstance(x, torch.Tensor):
-                raise ValueError("PruningCallback: cannot infer the example input from the batch; "
+                raise UserError("PruningCallback: cannot infer the example input from the batch; "
                                  "pass example_input=[1, n_features]")
             x = x[:1]
         elif isinstance(x, (list, tuple)) and all(isinstance(d, int) for d in x):
             x = torch.randn(*x)
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"PruningCallback: example_input must be a tensor or a shape list, got {type(x).__name__}")
+            raise UserError(f"PruningCallback: example_input must be a tensor or a shape list, got {type(x).__name__}")
         return x.detach().to(pl_module.device)
 
     def _ignored(self, module: nn.Module):
@@ -166,7 +169,7 @@ class PruningCallback(Callback):
                 try:
                     out.append(module.get_submodule(item))
                 except AttributeError:
-                    raise ValueError(f"PruningCallback: ignored_layers entry {item!r} is not a submodule of "
+                    raise UserError(f"PruningCallback: ignored_layers entry {item!r} is not a submodule of "
                                      f"{self.module_attr!r}") from None
             else:
                 out.append(item)
@@ -243,14 +246,17 @@ class PruningCallback(Callback):
         if self.importance == "taylor":
             for p, g in self._grad_sum.items():
                 p.grad = g / self._grad_batches
+        before = dict(module.named_parameters())
         result = prune_model(module, x, importance=self.importance, round_to=self.round_to,
                              ignored_layers=self._ignored(module), global_pruning=self.global_pruning,
-                             latency_runtime=self.latency_runtime, **self._budget_kwargs(module, x))
+                             latency_runtime=self.latency_runtime, track_kept=True, **self._budget_kwargs(module, x))
+        remap = {p: (before[n], result.kept[n]) for n, p in module.named_parameters()
+                 if n in before and before[n] is not p and n in result.kept}
         self._grad_sum, self._grad_batches = {}, 0
         self.steps_done += 1
         # refresh first: connectors resized for the pruned widths must be in the rebuilt optimizer
         self._refresh_distiller(pl_module, x)
-        self._rebuild_optimizers(trainer)
+        rebuild_optimizers(trainer, remap)
         record = {"epoch": trainer.current_epoch, "step": self.steps_done, "channel_ratio": result.channel_ratio,
                   "params": result.params_after, result.measure: result.measure_after}
         self.history.append(record)
@@ -262,24 +268,6 @@ class PruningCallback(Callback):
         refresh = getattr(getattr(pl_module, "distiller", None), "refresh", None)
         if callable(refresh):
             refresh(example_input)
-
-    @staticmethod
-    def _rebuild_optimizers(trainer) -> None:
-        """Rebuild optimizers from configure_optimizers; keep current LRs and scheduler states."""
-        strategy = trainer.strategy
-        old_lrs = [[g["lr"] for g in opt.param_groups] for opt in strategy.optimizers]
-        old_sched = [cfg.scheduler.state_dict() for cfg in strategy.lr_scheduler_configs]
-        strategy.setup_optimizers(trainer)
-        for opt, lrs in zip(strategy.optimizers, old_lrs):
-            if len(opt.param_groups) == len(lrs):
-                for g, lr in zip(opt.param_groups, lrs):
-                    g["lr"] = lr
-        if len(old_sched) == len(strategy.lr_scheduler_configs):
-            for cfg, state in zip(strategy.lr_scheduler_configs, old_sched):
-                try:
-                    cfg.scheduler.load_state_dict(state)
-                except Exception:  # noqa: BLE001 - a scheduler with a different layout restarts
-                    pass
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:

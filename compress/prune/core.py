@@ -30,7 +30,10 @@ from torch import nn
 
 import torch_pruning as tp
 
-__all__ = ["PruneResult", "prune_model", "find_output_layers", "count_params", "check_not_qat", "interpolate_budgets"]
+from compress.errors import UserError
+
+__all__ = ["PruneResult", "prune_model", "find_output_layers", "count_params", "check_not_qat", "interpolate_budgets",
+           "kept_indices"]
 
 _PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
 QAT_ERROR = "pruning a QAT-prepared model is not supported: prune -> fine-tune -> QAT"
@@ -48,6 +51,7 @@ class PruneResult:
     measure_before: float
     measure_after: float
     evaluations: list = field(default_factory=list)  # (channel_ratio, measured) pairs tried
+    kept: dict = field(default_factory=dict)  # parameter name -> flat indices kept (with track_kept=True)
 
     def __str__(self) -> str:
         text = f"pruned {self.channel_ratio:.1%} of channels: params {self.params_before} -> {self.params_after}"
@@ -67,7 +71,7 @@ def check_not_qat(model: nn.Module) -> None:
     except ImportError:  # the quant package is optional at import time
         return
     if is_qat_prepared(model):
-        raise RuntimeError(QAT_ERROR)
+        raise UserError(QAT_ERROR)
 
 
 def _flatten_outputs(out) -> list[torch.Tensor]:
@@ -148,13 +152,14 @@ def _importance(kind):
         return tp.importance.GroupMagnitudeImportance(p=2)
     if kind == "taylor":
         return tp.importance.GroupTaylorImportance()
-    raise ValueError(f"importance must be 'magnitude' or 'taylor', got {kind!r}")
+    raise UserError(f"importance must be 'magnitude' or 'taylor', got {kind!r}")
 
 
-def _prune_once(model, example_input, ratio, importance, ignored, round_to, global_pruning) -> None:
-    """Remove ``ratio`` of the prunable channels of ``model`` in place (one torch-pruning step)."""
+def _prune_once(model, example_input, ratio, importance, ignored, round_to, global_pruning) -> list:
+    """Remove ``ratio`` of the prunable channels of ``model`` in place (one torch-pruning step); returns
+    torch-pruning's pruning history (what was removed, replayable on a copy of the model)."""
     if ratio <= 0:
-        return
+        return []
     training = {m: m.training for m in model.modules()}
     model.eval()  # tracing must not update BatchNorm statistics
     try:
@@ -169,6 +174,21 @@ def _prune_once(model, example_input, ratio, importance, ignored, round_to, glob
             m.train(t)
     for p in model.parameters():
         p.grad = None
+    return list(pruner.DG.pruning_history())
+
+
+def kept_indices(original: nn.Module, example_input, history: list) -> dict[str, torch.Tensor]:
+    """For every parameter of ``original`` (the model before pruning), the flat indices of the entries
+    that a pruning ``history`` keeps: replayed by torch-pruning on a float64 copy whose parameters hold
+    their own flat positions.  Optimizer state (Adam's moments) is carried to the pruned model by these."""
+    shadow = copy.deepcopy(original).double().eval()
+    for p in shadow.parameters():  # requires_grad stays on: the graph is traced through autograd
+        p.data = torch.arange(p.numel(), dtype=torch.float64).view_as(p)
+    x = tuple(t.double() for t in example_input) if isinstance(example_input, (tuple, list)) else example_input.double()
+    with torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(shadow, example_inputs=x)
+        graph.load_pruning_history(history)
+    return {name: p.detach().flatten().long() for name, p in shadow.named_parameters()}
 
 
 def _copy_with_grads(model: nn.Module) -> nn.Module:
@@ -185,21 +205,21 @@ def _measure_fn(model, example_input, target_ratio, budget_params, budget_bytes,
                                     budget_bytes=budget_bytes, budget_latency_us=budget_latency_us).items()
              if v is not None}
     if len(given) != 1:
-        raise ValueError("give exactly one of target_ratio, budget_params, budget_bytes, budget_latency_us; "
+        raise UserError("give exactly one of target_ratio, budget_params, budget_bytes, budget_latency_us; "
                          f"got {sorted(given) or 'none'}")
     (name, value), = given.items()
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise UserError(f"{name} must be a positive number, got {value!r}")
     if name == "target_ratio":
         if value > 1:
-            raise ValueError(f"target_ratio is the kept fraction of parameters, in (0, 1]; got {value}")
+            raise UserError(f"target_ratio is the kept fraction of parameters, in (0, 1]; got {value}")
         return "params", value * count_params(model), count_params
     if name == "budget_params":
         return "params", float(value), count_params
     if name == "budget_bytes":
         fn = bytes_fn or (lambda m: 4 * count_params(m))
         return "bytes", float(value), fn
-    from compress.profile.latency import measure_latency  # deferred: profile imports prune
+    from compress.profile.latency import measure_latency  # deferred: loads onnx and onnxruntime
 
     def latency(m):
         return measure_latency(m, example_input, runtime=latency_runtime)["p50_us"]
@@ -212,7 +232,8 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
                 budget_latency_us: float | None = None, importance="magnitude",
                 round_to: int | None = None, ignored_layers: Iterable[nn.Module] | None = None,
                 global_pruning: bool = False, bytes_fn: Callable[[nn.Module], float] | None = None,
-                latency_runtime: str = "onnxruntime", max_channel_ratio: float = 0.95) -> PruneResult:
+                latency_runtime: str = "onnxruntime", max_channel_ratio: float = 0.95,
+                track_kept: bool = False) -> PruneResult:
     """Prune ``model`` in place to the smallest channel ratio that meets one budget.
 
     target_ratio: kept fraction of the parameters (0.25 = a 25% parameter budget).
@@ -220,17 +241,19 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
     per parameter, i.e. fp32; pass ``compress.quant.int8_param_bytes`` for an int8 deployment).
     budget_latency_us: max p50 latency on ``latency_runtime`` (batch 1, one thread, fresh process).
     ignored_layers: layers whose output channels are kept (default: the output heads).
-    Raises RuntimeError on a QAT-prepared model, ValueError if the budget cannot be met.
+    track_kept: also return, per parameter name, the flat indices of the entries pruning kept
+    (``PruneResult.kept``), so optimizer state can follow the surviving weights.
+    Raises UserError on a QAT-prepared model or if the budget cannot be met.
     """
     check_not_qat(model)
     measure_name, budget, measure = _measure_fn(model, example_input, target_ratio, budget_params,
                                                 budget_bytes, budget_latency_us, bytes_fn, latency_runtime)
     if importance == "taylor" and not any(m.weight.grad is not None for m in model.modules()
                                           if isinstance(m, _PRUNABLE)):
-        raise ValueError("importance='taylor' needs gradients in .grad: call loss.backward() on a few "
+        raise UserError("importance='taylor' needs gradients in .grad: call loss.backward() on a few "
                          "batches before prune_model (the PruningCallback does this for you)")
     if round_to is not None and (not isinstance(round_to, int) or round_to < 1):
-        raise ValueError(f"round_to must be a positive int or None, got {round_to!r}")
+        raise UserError(f"round_to must be a positive int or None, got {round_to!r}")
     ignored = list(find_output_layers(model, example_input) if ignored_layers is None else ignored_layers)
     names = {m: n for n, m in model.named_modules()}
     ignored_names = [names[m] for m in ignored if m in names]
@@ -257,7 +280,7 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
     lo, hi = 0.0, max(0.0, min(float(max_channel_ratio), cap))
     at_max = trial(hi)
     if at_max > budget:
-        raise ValueError(f"{measure_name} budget {budget:.6g} cannot be met: pruning {hi:.0%} of the channels "
+        raise UserError(f"{measure_name} budget {budget:.6g} cannot be met: pruning {hi:.0%} of the channels "
                          f"still gives {at_max:.6g} (protected layers: {ignored_names})")
     iters = 7 if measure_name == "latency_us" else 14
     for _ in range(iters):
@@ -268,9 +291,13 @@ def prune_model(model: nn.Module, example_input, *, target_ratio: float | None =
             lo = mid
         if hi - lo < 1e-3:
             break
-    _prune_once(model, example_input, hi, importance, ignored, round_to, global_pruning)
+    original = copy.deepcopy(model) if track_kept else None
+    history = _prune_once(model, example_input, hi, importance, ignored, round_to, global_pruning)
     after = measure(model) if measure_name != "latency_us" else min(v for r, v in evaluations if r == hi)
-    return PruneResult(hi, params_before, count_params(model), measure_name, budget, before, after, evaluations)
+    result = PruneResult(hi, params_before, count_params(model), measure_name, budget, before, after, evaluations)
+    if track_kept:
+        result.kept = kept_indices(original, example_input, history)
+    return result
 
 
 def interpolate_budgets(start: float, final: float, steps: int) -> Sequence[float]:

@@ -7,8 +7,7 @@ Public API (stable):
     QATCallback(start_epoch=0, freeze_observers_epoch=None, module_attr="student")   # Lightning callback
     freeze_observers(model, frozen=True)         # stop/restart the EMA min/max activation observers
     calibrate(model, batches, max_batches=None)  # observers record in eval mode (post-training calibration)
-    export_onnx_int8(qat_model, example_input, path) -> Path   # QDQ int8 ONNX executed by ORT int8 kernels
-    quantize_onnx_static(fp32_onnx, out, calibration) -> Path  # post-training static QDQ int8 of any ONNX graph
+    float_copy(model) -> model                   # a float copy of a QAT model (same weights, no fake quant)
     int8_param_bytes(model) -> int               # int8 weights + fp32 scales + zero-points + int32 biases
     QATLinear, QATConv1d, QATConv2d, ActFakeQuant   # the modules themselves
 
@@ -23,23 +22,21 @@ from compress.quant.fake_quant import (
     QATConv2d,
     QATLinear,
     calibrate,
+    float_copy,
     freeze_observers,
     int8_param_bytes,
     is_qat_prepared,
     prepare_qat,
 )
 from compress.quant.callback import QATCallback
-from compress.quant.onnx_int8 import export_onnx_int8
-from compress.quant.ort_static import quantize_onnx_static
 
 __all__ = [
     "prepare_qat",
     "is_qat_prepared",
     "freeze_observers",
     "calibrate",
+    "float_copy",
     "QATCallback",
-    "export_onnx_int8",
-    "quantize_onnx_static",
     "int8_param_bytes",
     "QATLinear",
     "QATConv1d",

@@ -3,10 +3,10 @@
 Design decisions:
 
 * The student is swapped to QAT layers *in place* at the start of ``start_epoch`` (weights kept), then the
-  optimizer(s) are rebuilt with ``trainer.strategy.setup_optimizers(trainer)`` so they hold exactly the
-  module's current parameters. Our QAT layers reuse the float Parameter objects, so Adam moments are
-  carried over for every parameter that survived (the rebuilt optimizer would otherwise restart them);
-  LR schedulers come fresh from ``configure_optimizers`` (they restart: QAT is a fine-tuning phase).
+  optimizer(s) are rebuilt with ``compress.optim.rebuild_optimizers`` so they hold exactly the module's
+  current parameters.  Our QAT layers reuse the float Parameter objects, so Adam moments are carried
+  over for every parameter, and the learning rate and LR schedule continue where they were (a cosine
+  schedule does not restart at QAT).
 * Observers can be frozen at ``freeze_observers_epoch`` so scales stop moving for the last epochs.
 * Resume: a checkpoint written after QAT started holds observer buffers; the callback hooks the
   module's ``on_load_checkpoint`` (called after the checkpoint is read, before its state_dict is loaded)
@@ -20,7 +20,10 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
+from compress.optim import rebuild_optimizers
 from compress.quant.fake_quant import freeze_observers, is_qat_prepared, prepare_qat
+
+from compress.errors import UserError
 
 
 class QATCallback(pl.Callback):
@@ -39,10 +42,10 @@ class QATCallback(pl.Callback):
                  quantize_output: bool = True) -> None:
         super().__init__()
         if not isinstance(start_epoch, int) or start_epoch < 0:
-            raise ValueError(f"QATCallback: start_epoch must be an int >= 0, got {start_epoch!r}")
+            raise UserError(f"QATCallback: start_epoch must be an int >= 0, got {start_epoch!r}")
         if freeze_observers_epoch is not None and (
                 not isinstance(freeze_observers_epoch, int) or freeze_observers_epoch < start_epoch):
-            raise ValueError("QATCallback: freeze_observers_epoch must be an int >= start_epoch "
+            raise UserError("QATCallback: freeze_observers_epoch must be an int >= start_epoch "
                              f"({start_epoch}), got {freeze_observers_epoch!r}")
         self.start_epoch = start_epoch
         self.freeze_observers_epoch = freeze_observers_epoch
@@ -54,11 +57,11 @@ class QATCallback(pl.Callback):
         if not self.module_attr:
             return pl_module
         if not hasattr(pl_module, self.module_attr):
-            raise ValueError(f"QATCallback: {type(pl_module).__name__} has no attribute "
+            raise UserError(f"QATCallback: {type(pl_module).__name__} has no attribute "
                              f"module_attr={self.module_attr!r} (the student to quantize)")
         target = getattr(pl_module, self.module_attr)
         if not isinstance(target, torch.nn.Module):
-            raise TypeError(f"QATCallback: {type(pl_module).__name__}.{self.module_attr} is "
+            raise UserError(f"QATCallback: {type(pl_module).__name__}.{self.module_attr} is "
                             f"{type(target).__name__}, not an nn.Module")
         return target
 
@@ -94,24 +97,3 @@ class QATCallback(pl.Callback):
             rebuild_optimizers(trainer)
         if self.freeze_observers_epoch is not None:
             freeze_observers(self._target(pl_module), epoch >= self.freeze_observers_epoch)
-
-
-def rebuild_optimizers(trainer: pl.Trainer) -> None:
-    """Re-run ``configure_optimizers`` through the strategy and carry optimizer state over.
-
-    State (e.g. Adam moments) is copied for parameters that are the same objects before and after;
-    new parameters start fresh. Safe to call from ``on_train_epoch_start``.
-    """
-    old_state = {}
-    for opt in trainer.optimizers:
-        for group in opt.param_groups:
-            for p in group["params"]:
-                if p in opt.state:
-                    old_state[id(p)] = (p, opt.state[p])
-    trainer.strategy.setup_optimizers(trainer)
-    for opt in trainer.optimizers:
-        for group in opt.param_groups:
-            for p in group["params"]:
-                kept = old_state.get(id(p))
-                if kept is not None and kept[0] is p:
-                    opt.state[p] = kept[1]

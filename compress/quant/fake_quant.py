@@ -24,9 +24,13 @@ callback as unmaintainable. These few modules use only maintained core ops.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from compress.errors import UserError
 
 ACT_QMIN, ACT_QMAX = -128, 127  # int8 activations (per tensor, affine)
 W_QMAX = 127  # int8 weights (per channel, symmetric, narrow range [-127, 127])
@@ -45,7 +49,7 @@ class ActFakeQuant(nn.Module):
     def __init__(self, momentum: float = 0.01) -> None:
         super().__init__()
         if not 0.0 < momentum <= 1.0:
-            raise ValueError(f"ActFakeQuant: momentum must be in (0, 1], got {momentum}")
+            raise UserError(f"ActFakeQuant: momentum must be in (0, 1], got {momentum}")
         self.momentum = momentum
         self.register_buffer("min_val", torch.tensor(0.0))
         self.register_buffer("max_val", torch.tensor(0.0))
@@ -190,7 +194,7 @@ def _to_qat(m: nn.Module, momentum: float) -> nn.Module:
     elif type(m) in (nn.Conv1d, nn.Conv2d):
         cls = QATConv1d if type(m) is nn.Conv1d else QATConv2d
         if m.padding_mode != "zeros":
-            raise ValueError(f"prepare_qat: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
+            raise UserError(f"prepare_qat: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
         q = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
                 dilation=m.dilation, groups=m.groups, bias=m.bias is not None, momentum=momentum)
     else:  # pragma: no cover - guarded by the caller
@@ -221,15 +225,15 @@ def prepare_qat(model: nn.Module, *, skip=(), quantize_output: bool = True, mome
     Returns ``model``. Raises RuntimeError if ``model`` is already QAT-prepared.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"prepare_qat: model must be an nn.Module, got {type(model).__name__}")
+        raise UserError(f"prepare_qat: model must be an nn.Module, got {type(model).__name__}")
     if is_qat_prepared(model):
-        raise RuntimeError("prepare_qat: model is already QAT-prepared (prepare it only once)")
+        raise UserError("prepare_qat: model is already QAT-prepared (prepare it only once)")
     if isinstance(skip, str):
         skip = (skip,)
     names = dict(model.named_modules())
     missing = [s for s in skip if s not in names]
     if missing:
-        raise ValueError(f"prepare_qat: skip names unknown modules {missing}")
+        raise UserError(f"prepare_qat: skip names unknown modules {missing}")
     skipped = tuple(skip)
 
     def is_skipped(path: str) -> bool:
@@ -238,9 +242,9 @@ def prepare_qat(model: nn.Module, *, skip=(), quantize_output: bool = True, mome
     targets = [(n, m) for n, m in model.named_modules()
                if type(m) in (nn.Linear, nn.Conv1d, nn.Conv2d) and n != "" and not is_skipped(n)]
     if isinstance(model, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-        raise TypeError("prepare_qat: wrap a bare layer in nn.Sequential first (it is swapped in its parent)")
+        raise UserError("prepare_qat: wrap a bare layer in nn.Sequential first (it is swapped in its parent)")
     if not targets:
-        raise ValueError("prepare_qat: model has no nn.Linear/nn.Conv1d/nn.Conv2d to quantize")
+        raise UserError("prepare_qat: model has no nn.Linear/nn.Conv1d/nn.Conv2d to quantize")
     for path, m in targets:
         parent_path, _, attr = path.rpartition(".")
         parent = model.get_submodule(parent_path) if parent_path else model
@@ -248,6 +252,24 @@ def prepare_qat(model: nn.Module, *, skip=(), quantize_output: bool = True, mome
     if quantize_output:
         qat_layers(model)[-1][1].enable_output_quant(momentum)
     return model
+
+
+def float_copy(model: nn.Module) -> nn.Module:
+    """A float copy of a (QAT-prepared) model: every QAT layer back to its plain nn.Linear / nn.Conv with
+    the same weights, no fake quantization: what the student computes without int8 rounding."""
+    out = copy.deepcopy(model)
+    for path, m in qat_layers(out):
+        if isinstance(m, QATLinear):
+            plain = nn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+        else:
+            cls = nn.Conv1d if isinstance(m, QATConv1d) else nn.Conv2d
+            plain = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                        dilation=m.dilation, groups=m.groups, bias=m.bias is not None)
+        plain.weight, plain.bias = m.weight, m.bias
+        plain.train(m.training)
+        parent_path, _, attr = path.rpartition(".")
+        setattr(out.get_submodule(parent_path) if parent_path else out, attr, plain)
+    return out
 
 
 def freeze_observers(model: nn.Module, frozen: bool = True) -> int:
@@ -301,7 +323,7 @@ def calibrate(model: nn.Module, batches, max_batches: int | None = None) -> int:
     """
     observers = [m for m in model.modules() if isinstance(m, ActFakeQuant)]
     if not observers:
-        raise ValueError("calibrate: model has no QAT observers (call prepare_qat first)")
+        raise UserError("calibrate: model has no QAT observers (call prepare_qat first)")
     was_training = model.training
     model.eval()
     n = 0
@@ -316,7 +338,7 @@ def calibrate(model: nn.Module, batches, max_batches: int | None = None) -> int:
             elif isinstance(batch, (tuple, list)):
                 batch = batch[0]
             if not isinstance(batch, torch.Tensor):
-                raise TypeError(f"calibrate: batch {n} is {type(batch).__name__}, expected a tensor input")
+                raise UserError(f"calibrate: batch {n} is {type(batch).__name__}, expected a tensor input")
             model(batch)
             n += 1
     finally:
@@ -324,5 +346,5 @@ def calibrate(model: nn.Module, batches, max_batches: int | None = None) -> int:
             m.calibrating = False
         model.train(was_training)
     if n == 0:
-        raise ValueError("calibrate: no batches given")
+        raise UserError("calibrate: no batches given")
     return n

@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
+from compress.errors import UserError
+
 __all__ = ["DQN", "ReplayBuffer", "greedy_policy"]
 
 
@@ -43,7 +45,7 @@ class ReplayBuffer:
 
     def __init__(self, capacity: int, obs_dim: int):
         if capacity < 1:
-            raise ValueError(f"replay capacity must be >= 1, got {capacity}")
+            raise UserError(f"replay capacity must be >= 1, got {capacity}")
         self.capacity, self.size, self.pos = int(capacity), 0, 0
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), np.float32)
@@ -54,7 +56,7 @@ class ReplayBuffer:
     def add(self, obs, act, rew, next_obs, done) -> None:
         n = len(act)
         if n > self.capacity:
-            raise ValueError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
+            raise UserError(f"cannot add {n} transitions to a buffer of capacity {self.capacity}")
         idx = (self.pos + np.arange(n)) % self.capacity
         self.obs[idx], self.act[idx], self.rew[idx] = obs, act, rew
         self.next_obs[idx], self.done[idx] = next_obs, done
@@ -102,15 +104,15 @@ class DQN(pl.LightningModule):
         super().__init__()
         for name in ("num_envs", "reset", "step"):
             if not hasattr(env, name):
-                raise TypeError(f"env must have the gymnasium vector API; it has no '{name}'")
+                raise UserError(f"env must have the gymnasium vector API; it has no '{name}'")
         if not 0.0 <= gamma < 1.0:
-            raise ValueError(f"gamma must be in [0, 1), got {gamma}")
+            raise UserError(f"gamma must be in [0, 1), got {gamma}")
         if not 0.0 < tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1], got {tau}")
+            raise UserError(f"tau must be in (0, 1], got {tau}")
         if loss not in ("huber", "mse"):
-            raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
+            raise UserError(f"loss must be 'huber' or 'mse', got {loss!r}")
         if not 0.0 <= eps_end <= eps_start <= 1.0:
-            raise ValueError(f"need 0 <= eps_end <= eps_start <= 1, got {eps_start}, {eps_end}")
+            raise UserError(f"need 0 <= eps_end <= eps_start <= 1, got {eps_start}, {eps_end}")
         self.save_hyperparameters(ignore=["env", "q_net"])
         self.env, self.q_net = env, q_net
         self.target = copy.deepcopy(q_net).requires_grad_(False)

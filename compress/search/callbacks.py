@@ -16,6 +16,8 @@ import math
 
 import lightning.pytorch as pl
 
+from compress.errors import UserError
+
 __all__ = ["OptunaPruning", "active_trial", "current"]
 
 _STATE: dict = {"trial": None, "pruned_at": None}
@@ -48,7 +50,7 @@ class OptunaPruning(pl.Callback):
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
-            raise ValueError(f"OptunaPruning: metric '{self.monitor}' was not logged (logged: "
+            raise UserError(f"OptunaPruning: metric '{self.monitor}' was not logged (logged: "
                              f"{', '.join(sorted(trainer.callback_metrics)) or 'none'})")
         value = float(value)
         if math.isnan(value):

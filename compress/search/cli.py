@@ -3,71 +3,69 @@
 Other arguments are recipe overrides (``--trainer.max_epochs=4``, ``--search.limits.max_bytes=4000``,
 ``--run_dir=DIR``) as for ``fit``.  ``N`` is the *total* number of finished trials the study should
 hold: rerunning the same command after a crash (even SIGKILL) continues to N with every finished trial
-kept.  ``--workers K`` starts K processes on this machine that share the storage; the parent splits
-the remaining trials between them (so no trial is run twice and the total is exactly N), waits, then
-writes the reports.  Workers on other machines run the same command against a shared
-``--storage postgresql://...``.
+kept.  ``--workers K`` starts K processes on this machine that share the storage, each running trials
+until the study holds N (``compress.search.study.optimize_until``: no trial is run twice, a trial
+whose worker died is retried by another, the total is exactly N); the parent waits, then writes the
+reports.  Workers on other machines run the same command against a shared
+``--storage postgresql://...``; ``--report`` writes the reports from the shared study without
+running trials.
 """
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+from compress.errors import RecipeError, UserError
+from compress.recipe import instantiate, parse_command_line, prepare
+from compress.run.children import start_child
+
+from .study import count_done
+
 __all__ = ["main", "run_search", "SearchArgs"]
 
 USAGE = ("usage: python -m compress search RECIPE [--n-trials N] [--storage URL] [--study-name NAME] "
-         "[--workers K] [--key.path=value ...]")
+         "[--workers K] [--report] [--key.path=value ...]")
+
+
+SEARCH_OPTIONS = ("--n-trials", "--storage", "--study-name", "--workers", "--worker-index")
+SEARCH_FLAGS = ("--report",)
 
 
 class SearchArgs:
+    """A parsed ``search`` command line: the prepared recipe and the search options."""
+
     def __init__(self, recipe: str, n_trials: int | None = None, storage: str | None = None,
                  study_name: str | None = None, workers: int = 1, worker_index: int | None = None,
-                 overrides: list[str] | None = None):
+                 overrides: list[str] | None = None, report_only: bool = False):
         self.recipe, self.n_trials, self.storage, self.study_name = recipe, n_trials, storage, study_name
         self.workers, self.worker_index, self.overrides = workers, worker_index, list(overrides or [])
+        self.report_only = report_only
 
 
 def _int_arg(name: str, raw: str, lo: int) -> int:
     try:
         v = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got '{raw}'") from None
+        raise RecipeError(f"{name} must be an integer, got '{raw}'") from None
     if v < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {v}")
+        raise RecipeError(f"{name} must be >= {lo}, got {v}")
     return v
 
 
 def parse_args(argv: list[str]) -> SearchArgs:
-    if not argv or argv[0].startswith("--"):
-        raise ValueError(f"'search' needs a recipe file\n{USAGE}")
-    out = SearchArgs(argv[0])
-    rest = argv[1:]
-    named = {"--n-trials": "n_trials", "--storage": "storage", "--study-name": "study_name", "--workers": "workers",
-             "--worker-index": "worker_index"}
-    i = 0
-    while i < len(rest):
-        arg = rest[i]
-        key, sep, val = arg.partition("=")
-        if key in named:
-            if not sep:
-                if i + 1 >= len(rest):
-                    raise ValueError(f"{key} needs a value")
-                val = rest[i + 1]
-                i += 1
-            attr = named[key]
-            if attr in ("n_trials", "workers"):
-                val = _int_arg(key, val, 1)
-            elif attr == "worker_index":
-                val = _int_arg(key, val, 0)
-            setattr(out, attr, val)
-        else:
-            out.overrides.append(arg)
-        i += 1
-    return out
+    line = parse_command_line(list(argv), flags=SEARCH_FLAGS, options=SEARCH_OPTIONS, command="search")
+    if line.recipe is None:
+        raise RecipeError(f"'search' needs a recipe file\n{USAGE}")
+    opt = line.options
+    return SearchArgs(
+        line.recipe,
+        n_trials=_int_arg("--n-trials", opt["--n-trials"], 1) if "--n-trials" in opt else None,
+        storage=opt.get("--storage"), study_name=opt.get("--study-name"),
+        workers=_int_arg("--workers", opt["--workers"], 1) if "--workers" in opt else 1,
+        worker_index=_int_arg("--worker-index", opt["--worker-index"], 0) if "--worker-index" in opt else None,
+        overrides=line.as_argv(), report_only="--report" in line.flags)
 
 
 def _quiet() -> None:
@@ -84,71 +82,81 @@ def _quiet() -> None:
 
 def run_search(args: SearchArgs) -> dict:
     """Run (or resume) a study; returns a summary dict (also printed as the last JSON line)."""
-    from compress.cli import apply_override, parse_overrides
-    from compress.recipe import load_recipe, validate_recipe
-    from compress.runner import run_dir_of
+    _quiet()
+    prepared = prepare(args.recipe, args.overrides, flags=SEARCH_FLAGS, command="search")
+    with prepared.allowing():
+        return _run_search(args, prepared)
 
+
+def _run_search(args: SearchArgs, prepared) -> dict:
     from .objective import Objective
     from .space import parse_search
-    from .study import count_done, default_storage_url, fail_orphans, open_storage, open_study
+    from .study import default_storage_url, fail_orphans, open_storage, open_study, optimize_until
 
     import optuna
 
-    _quiet()
-    recipe = Path(args.recipe)
-    overrides, flags = parse_overrides(args.overrides)
-    base = load_recipe(recipe)
-    for key, value in overrides:
-        apply_override(base, key, value)
-    allow_any = "--allow-any-class" in flags
-    validate_recipe(base, recipe, allow_any=allow_any)
+    recipe, base = prepared.path, prepared.cfg
     scfg = parse_search(base, str(recipe))
     n_total = args.n_trials or scfg.n_trials
     scfg.n_trials = n_total
-    run_dir = run_dir_of(base, recipe)
+    run_dir = prepared.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     url = args.storage or scfg.storage or default_storage_url(run_dir)
     name = args.study_name or scfg.study_name or recipe.stem
     storage = open_storage(url, scfg.heartbeat_interval, scfg.grace_period)
     study = open_study(scfg, storage, name, worker_index=args.worker_index or 0)
-    objective = Objective(base, scfg, recipe, run_dir, allow_any=allow_any)
+    if args.report_only:
+        return write_reports(study, scfg, run_dir)
+    objective = Objective(base, scfg, recipe, run_dir, n_total)
 
-    if args.worker_index is not None:            # a worker: run exactly its share, no reports
-        study.optimize(objective, n_trials=n_total, gc_after_trial=True)
+    if args.worker_index is not None:            # a worker: trials until the study holds N, no reports
+        optimize_until(study, storage, objective, n_total, scfg.heartbeat_interval or 2, scfg.grace_period)
         return {"worker": args.worker_index, "trials": n_total}
 
     running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
     optuna.storages.fail_stale_trials(study)
+    fail_orphans(study, storage, scfg.grace_period)
     still = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
-    orphans = sorted(running - still) + fail_orphans(study, storage, scfg.grace_period)
-    if orphans:
-        print(f"[search] trials {orphans} were left running by a killed process: marked FAIL and re-enqueued",
-              flush=True)
+    if running - still:
+        print(f"[search] trials {sorted(running - still)} were left running by a killed process: marked FAIL and "
+              "re-enqueued", flush=True)
     done = count_done(study)
     remaining = max(0, n_total - done)
     print(f"[search] study '{name}' in {url}: {done} finished trials, running {remaining} more "
           f"(target {n_total}, {args.workers} worker{'s' if args.workers > 1 else ''})", flush=True)
     if remaining and args.workers > 1:
-        _run_workers(args, url, name, remaining, base, allow_any)
+        _run_workers(args, url, name, min(args.workers, remaining), n_total, base)
     elif remaining:
-        study.optimize(objective, n_trials=remaining, gc_after_trial=True)
+        optimize_until(study, storage, objective, n_total, scfg.heartbeat_interval or 2, scfg.grace_period)
     return write_reports(study, scfg, run_dir)
 
 
-def _run_workers(args: SearchArgs, url: str, name: str, remaining: int, base: dict, allow_any: bool) -> None:
+def _run_workers(args: SearchArgs, url: str, name: str, k: int, n_total: int, base: dict) -> None:
     if "model" in base:   # build the model once so a teacher that must be trained first is trained (and cached) once
-        from compress.spec import instantiate
-        instantiate(base["model"], "model", allow_any)
-    k = min(args.workers, remaining)
-    shares = [remaining // k + (1 if i < remaining % k else 0) for i in range(k)]
+        instantiate(base["model"], "model")
     procs = []
-    for i, share in enumerate(shares):
-        cmd = [sys.executable, "-m", "compress", "search", args.recipe, *args.overrides, "--n-trials", str(share),
-               "--storage", url, "--study-name", name, "--worker-index", str(i)]
-        procs.append(subprocess.Popen(cmd, env={**os.environ, "COMPRESS_NUM_THREADS": "1"}))
-    codes = [p.wait() for p in procs]
+    for i in range(k):
+        cmd = [sys.executable, "-m", "compress", "search", args.recipe, *args.overrides, "--n-trials",
+               str(n_total), "--storage", url, "--study-name", name, "--worker-index", str(i)]
+        procs.append(start_child(cmd, env={"COMPRESS_NUM_THREADS": "1"}))
+    try:
+        codes = [p.wait() for p in procs]
+    except BaseException:  # interrupted: the workers end with us (their trials are retried on resume)
+        for p in procs:
+            p.terminate()
+        raise
     if any(codes):
-        raise RuntimeError(f"search workers exited with codes {codes}; rerun the same command to resume")
+        from .study import open_storage
+
+        import optuna
+
+        study = optuna.load_study(study_name=name, storage=open_storage(url, None, None))
+        done = count_done(study)
+        if done < n_total:
+            raise UserError(f"search workers exited with codes {codes} and the study holds {done} of {n_total} "
+                            "finished trials (their errors are above); rerun the same command to resume")
+        print(f"[search] workers exited with codes {codes}; the others finished the study ({done} trials)",
+              flush=True)
 
 
 def write_reports(study, scfg, run_dir: Path) -> dict:
@@ -159,7 +167,7 @@ def write_reports(study, scfg, run_dir: Path) -> dict:
     trials = study.get_trials(deepcopy=False)
     write_trials_csv(study, run_dir / "trials.csv", scfg.objectives)
     entries = write_pareto_json(study, run_dir / "pareto.json", scfg.objectives, scfg.directions)
-    plot = plot_front(study, run_dir / "pareto.png", scfg.objectives, scfg.directions, scfg.metric,
+    plot_front(study, run_dir / "pareto.png", scfg.objectives, scfg.directions, scfg.metric,
                       {"max_bytes": scfg.max_bytes, "max_p99_us": scfg.max_p99_us})
     states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     rejected = sum(t.user_attrs.get("trained") is False for t in trials)

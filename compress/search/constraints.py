@@ -87,7 +87,7 @@ def _quick_export(model: nn.Module, x: torch.Tensor, bits: int, path: Path) -> P
     """Deployed-format ONNX of an untrained model, fast (for counting and screening only)."""
     if bits == 8:
         from compress.profile.latency import qat_copy
-        from compress.quant import export_onnx_int8
+        from compress.export import export_onnx_int8
         qmodel, _ = qat_copy(model, x)
         return export_onnx_int8(qmodel, x, path, verify=False)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -133,7 +133,8 @@ def precheck(student: nn.Module, input_shape: list[int], *, bits: int = 32, prun
 def export_deployed(student: nn.Module, input_shape: list[int], out_dir: str | Path) -> Path:
     """Export the trained student as deployed: int8 QDQ ONNX if it is QAT-prepared, else fp32 ONNX."""
     from compress.export import export_onnx
-    from compress.quant import export_onnx_int8, is_qat_prepared
+    from compress.export import export_onnx_int8
+    from compress.quant import is_qat_prepared
 
     out_dir = Path(out_dir)
     x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
@@ -147,7 +148,6 @@ def final_check(artifact: str | Path, input_shape: list[int], *, max_bytes: floa
                 max_p99_us: float | None = None, timing_seconds: float = 0.2, repeats: int = 3) -> dict:
     """Bytes and fresh-process p99 of an exported artifact, and the limit check on them."""
     from compress.profile.latency import time_onnx
-    from compress.quant import is_qat_prepared  # noqa: F401  (import check: quant present)
 
     artifact = Path(artifact)
     runtime = "onnxruntime-int8" if artifact.stem.endswith("int8") else "onnxruntime"

@@ -16,9 +16,15 @@ from pathlib import Path
 
 import optuna
 
+from compress.recipe import CommandLine, Prepared, get_path, instantiate, validate_recipe
+from compress.run import run
+
 from .callbacks import active_trial
 from .constraints import constraint_values, export_deployed, final_check, precheck
 from .space import SPECIAL_KNOBS, SearchConfig, set_path
+from .study import check_not_surplus
+
+from compress.errors import UserError
 
 __all__ = ["Objective", "trial_recipe"]
 
@@ -65,8 +71,9 @@ def _worst(direction: str) -> float:
 class Objective:
     """Callable for ``study.optimize``; ``base`` is the loaded recipe dict."""
 
-    def __init__(self, base: dict, cfg: SearchConfig, recipe: Path, run_dir: Path, allow_any: bool = False):
-        self.base, self.cfg, self.recipe, self.run_dir, self.allow_any = base, cfg, Path(recipe), Path(run_dir), allow_any
+    def __init__(self, base: dict, cfg: SearchConfig, recipe: Path, run_dir: Path, n_total: int | None = None):
+        self.base, self.cfg, self.recipe, self.run_dir = base, cfg, Path(recipe), Path(run_dir)
+        self.n_total = n_total
 
     def _values(self, quality: float, nbytes: float | None, p99: float | None) -> list[float]:
         table = {"quality": quality, "bytes": math.inf if nbytes is None else float(nbytes),
@@ -102,10 +109,9 @@ class Objective:
         return list(twin.values)
 
     def __call__(self, trial: optuna.Trial):
-        from compress.spec import instantiate
-        from compress.recipe import validate_recipe
-
         cfg = self.cfg
+        if self.n_total is not None:
+            check_not_surplus(trial, self.n_total)
         params = {k.path: k.sample(trial) for k in cfg.knobs}
         trial.set_user_attr("arch", {k: v for k, v in params.items()})
         trial.set_user_attr("worker_pid", os.getpid())
@@ -114,9 +120,8 @@ class Objective:
             return self._reuse(trial, twin)
         trial_dir = self.run_dir / "trials" / f"{trial.number:04d}"
         rcfg = trial_recipe(self.base, cfg, params, trial_dir)
-        validate_recipe(rcfg, self.recipe, allow_any=self.allow_any)
-        from .space import _get
-        student = instantiate(_get(rcfg, cfg.student, "student"), cfg.student, self.allow_any)
+        validate_recipe(rcfg, self.recipe)
+        student = instantiate(get_path(rcfg, cfg.student), cfg.student)
         bits = int(params.get("bits", 32))
         ratio = float(params.get("prune_ratio", 0.0) or 0.0)
 
@@ -134,15 +139,14 @@ class Objective:
                  f"({_short(params)})")
             return self._values(_worst(cfg.direction), pre["bytes"], pre["p99_us"])
 
-        from compress.runner import run_lightning
         t0 = time.perf_counter()
         with active_trial(trial) as state:
-            cli = run_lightning("fit", rcfg, self.recipe, fresh=True, allow_any=self.allow_any)
+            cli = run("fit", Prepared(self.recipe, rcfg, CommandLine(str(self.recipe), flags={"--fresh"})))
         trial.set_user_attr("trained", True)
         trial.set_user_attr("train_seconds", round(time.perf_counter() - t0, 2))
         metrics = cli.trainer.callback_metrics
         if cfg.metric not in metrics:
-            raise ValueError(f"search.metric '{cfg.metric}' was not logged by the model (logged: "
+            raise UserError(f"search.metric '{cfg.metric}' was not logged by the model (logged: "
                              f"{', '.join(sorted(metrics)) or 'none'})")
         quality = float(metrics[cfg.metric])
         trial.set_user_attr("quality", quality)

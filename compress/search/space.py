@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from compress.spec import RecipeError
+from compress.errors import RecipeError
 
 __all__ = ["Knob", "SearchConfig", "parse_search", "set_path", "SPECIAL_KNOBS", "OBJECTIVES"]
 

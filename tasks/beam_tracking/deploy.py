@@ -1,6 +1,6 @@
 """Deploy a trained beam predictor: fp32 ONNX, static int8 ONNX, both scored on the test windows and timed.
 
-The int8 artifact is ONNX Runtime static QDQ (``compress.quant.quantize_onnx_static``), calibrated on
+The int8 artifact is ONNX Runtime static QDQ (``compress.export.quantize_onnx_static``), calibrated on
 training windows: Conv / Gemm / MatMul in int8, the GRU, LayerNorm and the attention arithmetic in fp32
 (ORT has no int8 GRU kernel).  ``exclude_grouped_conv`` keeps the depthwise convolutions in fp32 as well,
 where ORT's int8 depthwise kernel is slower than fp32 (measured: see the README).  Latency is the
@@ -40,7 +40,7 @@ def deploy_student(student: torch.nn.Module, datamodule, out_dir, *, onnx: bool 
     """Scores (and with ``onnx`` the exported artifacts' scores, bytes and latency) of a trained student."""
     from compress.export import export_onnx
     from compress.profile import profile_artifact
-    from compress.quant import quantize_onnx_static
+    from compress.export import quantize_onnx_static
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@ the states the student's own policy visits (a student that only saw teacher stat
 states it never learned, e.g. long NACK runs). States are aggregated over epochs (oldest dropped
 above ``max_states``). Needs ``Trainer(reload_dataloaders_every_n_epochs=1)``.
 
-Behaviour policies come from the LightningModule being trained (``student`` and its Distiller's
-teachers, in ``distiller.teacher_names`` order), so the data module has no teacher of its own.
+Behaviour policies are handed in by the framework before fitting (``set_policies(teachers, student)``,
+the ``compress.task.RolloutData`` protocol): the run's teachers in the distiller's order and the student
+being trained; the data module has no teacher of its own and never reads the trainer's module.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 
 from envs.link_adaptation import LinkAdaptationEnv
 from envs.scenarios import get_scenario
+
+from compress.errors import UserError
 
 __all__ = ["LARolloutData", "rollout_states"]
 
@@ -87,30 +90,33 @@ class LARolloutData(pl.LightningDataModule):
                 g = get_scenario(s).group
                 key = s if s in teacher_of else g
                 if key not in teacher_of:
-                    raise ValueError(f"teacher_of has no entry for scenario '{s}' or its group '{g}'")
+                    raise UserError(f"teacher_of has no entry for scenario '{s}' or its group '{g}'")
                 route.append(int(teacher_of[key]))
             self.route = np.array(route)
         else:
             self.route = None
         if not 0.0 <= student_mix <= 1.0:
-            raise ValueError(f"student_mix must be in [0, 1], got {student_mix}")
+            raise UserError(f"student_mix must be in [0, 1], got {student_mix}")
         if rollout_tti <= warmup_tti:
-            raise ValueError(f"rollout_tti ({rollout_tti}) must exceed warmup_tti ({warmup_tti})")
+            raise UserError(f"rollout_tti ({rollout_tti}) must exceed warmup_tti ({warmup_tti})")
         self.num_links, self.rollout_tti, self.warmup_tti = num_links, rollout_tti, warmup_tti
         self.batch_size, self.student_mix, self.max_states, self.seed = batch_size, student_mix, max_states, seed
         self.x = self.r = None
         self._epoch_done = -1
+        self.teachers, self.student = None, None
 
-    def _policies(self):
-        lm = self.trainer.lightning_module
-        d = lm.distiller
-        return [d.teacher(n) for n in d.teacher_names], lm.student
+    def set_policies(self, teachers, student) -> None:
+        """The rollout policies (``compress.task.RolloutData``): teachers in route order, and the student."""
+        if self.route is not None and int(self.route.max()) >= len(teachers):
+            raise UserError(f"teacher_of routes to teacher {int(self.route.max())} but the distiller has "
+                            f"{len(teachers)} teachers")
+        self.teachers, self.student = list(teachers), student
 
     def _grow(self, epoch: int) -> None:
-        teachers, student = self._policies()
-        if self.route is not None and int(self.route.max()) >= len(teachers):
-            raise ValueError(f"teacher_of routes to teacher {int(self.route.max())} but the distiller has "
-                             f"{len(teachers)} teachers ({', '.join(self.trainer.lightning_module.distiller.teacher_names)})")
+        if self.teachers is None:
+            raise UserError("LARolloutData has no policies to roll out: the framework hands them over before "
+                            "fitting (compress.task.hand_policies(module, datamodule) from Python)")
+        teachers, student = self.teachers, self.student
         was = student.training
         student.eval()
         x, r = rollout_states(self.scenarios, teachers, self.route, self.num_links, self.rollout_tti,

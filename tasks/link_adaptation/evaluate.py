@@ -25,6 +25,8 @@ import torch
 from envs.link_adaptation import LinkAdaptationEnv
 from envs.scenarios import get_scenario
 
+from compress.errors import UserError
+
 __all__ = ["evaluate", "as_policy"]
 
 
@@ -49,7 +51,7 @@ def _onnx_policy(path: str):
     from compress.export import ort_session
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"ONNX policy file not found: {path}")
+        raise UserError(f"ONNX policy file not found: {path}")
     sess = ort_session(path, threads=1)
     inp = sess.get_inputs()[0]
     name, batch_dim = inp.name, inp.shape[0]
@@ -71,11 +73,11 @@ def as_policy(policy):
     if isinstance(policy, (str, os.PathLike)):
         p = str(policy)
         if not p.endswith(".onnx"):
-            raise ValueError(f"policy path must be an .onnx file, got {p}")
+            raise UserError(f"policy path must be an .onnx file, got {p}")
         return _Callable(_onnx_policy(p))
     if callable(policy):
         return _Callable(policy)
-    raise TypeError(f"cannot use {type(policy).__name__} as a policy: need act(), nn.Module, .onnx path or callable")
+    raise UserError(f"cannot use {type(policy).__name__} as a policy: need act(), nn.Module, .onnx path or callable")
 
 
 def evaluate(policy, scenarios, seeds=(0,), num_links: int = 512, n_tti: int = 600,
@@ -84,9 +86,9 @@ def evaluate(policy, scenarios, seeds=(0,), num_links: int = 512, n_tti: int = 6
     if isinstance(scenarios, str):
         scenarios = [scenarios]
     if not len(seeds):
-        raise ValueError("seeds must be a non-empty list")
+        raise UserError("seeds must be a non-empty list")
     if n_tti <= warmup_tti:
-        raise ValueError(f"n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
+        raise UserError(f"n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
     pol = as_policy(policy)
     out = {}
     for name in scenarios:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from compress.errors import UserError
+
 
 class OLLA:
     def __init__(self, bler_target: float = 0.1, step_up_db: float = 0.5, delta_max_db: float = 20.0):
         if not 0.0 < bler_target < 1.0:
-            raise ValueError(f"bler_target must be in (0, 1), got {bler_target}")
+            raise UserError(f"bler_target must be in (0, 1), got {bler_target}")
         if step_up_db <= 0:
-            raise ValueError(f"step_up_db must be > 0, got {step_up_db}")
+            raise UserError(f"step_up_db must be > 0, got {step_up_db}")
         self.bler_target = float(bler_target)
         self.step_up = float(step_up_db)
         self.step_down = self.step_up * bler_target / (1.0 - bler_target)

@@ -32,6 +32,8 @@ from envs.scenarios import HELDOUT, TRAIN, get_scenario
 from tasks.link_adaptation.evaluate import evaluate
 from tasks.link_adaptation.olla import OLLA
 
+from compress.errors import UserError
+
 __all__ = ["run_job", "export_int8", "teacher_for", "main", "DeployAndEvaluate"]
 
 EVAL = dict(seeds=(100, 101), num_links=512, n_tti=600, warmup_tti=100)
@@ -56,7 +58,8 @@ def export_int8(student: torch.nn.Module, states: np.ndarray, out_dir: Path) -> 
     """Post-training int8: calibrate on ``states``, write ONNX int8 and C int8, profile both."""
     from compress.export import export_c
     from compress.profile import profile_artifact
-    from compress.quant import calibrate, export_onnx_int8, int8_param_bytes, prepare_qat
+    from compress.export import export_onnx_int8
+    from compress.quant import calibrate, int8_param_bytes, prepare_qat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     q = prepare_qat(copy.deepcopy(student).eval())
@@ -139,7 +142,7 @@ class DeployAndEvaluate:
     def __init__(self, seeds: tuple[int, ...] = EVAL["seeds"], num_links: int = EVAL["num_links"],
                  n_tti: int = EVAL["n_tti"], warmup_tti: int = EVAL["warmup_tti"]):
         if n_tti <= warmup_tti:
-            raise ValueError(f"DeployAndEvaluate: n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
+            raise UserError(f"DeployAndEvaluate: n_tti ({n_tti}) must exceed warmup_tti ({warmup_tti})")
         self.eval_kwargs = dict(seeds=tuple(seeds), num_links=num_links, n_tti=n_tti, warmup_tti=warmup_tti)
 
     def __call__(self, module, datamodule, run_dir, exported=None) -> dict:
@@ -147,7 +150,7 @@ class DeployAndEvaluate:
         run_dir = Path(run_dir)
         student = module.student.eval()
         if datamodule.x is None:  # resumed run that did not train: make calibration states
-            datamodule._grow(0)
+            datamodule._grow(0)  # (the runner handed it the policies)
         deploy = export_int8(student, datamodule.x, run_dir / "artifacts")
         teachers = teacher_for(module.distiller, datamodule)
         print(f"[la] closed-loop evaluation on {len(TRAIN + HELDOUT)} scenarios ...", flush=True)
@@ -170,10 +173,10 @@ def run_job(recipe: str, args=None, eval_kwargs: dict | None = None) -> dict:
         args.append(f"--after_fit.0.init_args.{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}")
     t0 = time.time()
     cli = run_recipe("fit", recipe, args)
-    run_dir = Path(cli.trainer.default_root_dir)
+    run_dir = Path(cli.run_dir)
     results = run_dir / "results.json"
     if not results.is_file():
-        raise FileNotFoundError(f"{results} was not written: does {recipe} list "
+        raise UserError(f"{results} was not written: does {recipe} list "
                                 "tasks.link_adaptation.run.DeployAndEvaluate under after_fit?")
     out = json.loads(results.read_text())
     out["total_seconds"] = time.time() - t0

@@ -12,11 +12,17 @@ samples one by one would cost more than the training step of these tiny students
 """
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
+
+from compress.data import EpochBatches
 
 from envs import d2d, interference
+
+from compress.errors import UserError
 
 __all__ = ["ChannelSet", "SINRDataModule", "make_channels", "teacher_for"]
 
@@ -30,18 +36,18 @@ def make_channels(problem: str, K: int, n: int, seed: int, field: float = 1000.0
     if problem == "d2d":
         G, _ = d2d.generate(n, d2d.D2DConfig(n_links=K, field=field), seed=seed)
         return G
-    raise ValueError(f"problem must be one of {PROBLEMS}, got '{problem}'")
+    raise UserError(f"problem must be one of {PROBLEMS}, got '{problem}'")
 
 
-def teacher_for(problem: str):
-    """The default algorithmic teacher of a problem (a frozen callable)."""
+def teacher_for(problem: str, pmax: float = 1.0, noise: float = 1.0):
+    """The default algorithmic teacher of a problem (a frozen callable); D2D scheduling is on/off (no pmax)."""
     from .fplinq import FPLinQ
     from .wmmse import WMMSE
     if problem == "gaussian":
-        return WMMSE()
+        return WMMSE(pmax=pmax, noise=noise)
     if problem == "d2d":
         return FPLinQ()
-    raise ValueError(f"problem must be one of {PROBLEMS}, got '{problem}'")
+    raise UserError(f"problem must be one of {PROBLEMS}, got '{problem}'")
 
 
 class ChannelSet(Dataset):
@@ -68,23 +74,29 @@ def _chunked(fn, x: torch.Tensor, chunk: int = 5000) -> torch.Tensor:
 class SINRDataModule(pl.LightningDataModule):
     def __init__(self, problem: str = "gaussian", K: int = 10, n_train: int = 100000, n_val: int = 2000,
                  n_test: int = 5000, batch_size: int = 100, seed: int = 1, field: float = 1000.0,
-                 eval_batch_size: int = 1000):
+                 eval_batch_size: int = 1000, pmax: float = 1.0, noise: float = 1.0):
+        """``pmax`` / ``noise``: the power budget and noise power the validation/test references (the
+        teacher's outputs) are computed with: the same values as the module's."""
         super().__init__()
+        for name, v in (("pmax", pmax), ("noise", noise)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise UserError(f"SINRDataModule: {name} must be a finite number > 0, got {v!r}")
         if problem not in PROBLEMS:
-            raise ValueError(f"SINRDataModule: problem must be one of {PROBLEMS}, got '{problem}'")
+            raise UserError(f"SINRDataModule: problem must be one of {PROBLEMS}, got '{problem}'")
         if K < 2:
-            raise ValueError(f"SINRDataModule: K must be >= 2, got {K}")
+            raise UserError(f"SINRDataModule: K must be >= 2, got {K}")
         for name, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("batch_size", batch_size)):
             if v < 1:
-                raise ValueError(f"SINRDataModule: {name} must be >= 1, got {v}")
+                raise UserError(f"SINRDataModule: {name} must be >= 1, got {v}")
         self.problem, self.K, self.field = problem, K, field
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.pmax, self.noise = float(pmax), float(noise)
         self.train_set = self.val_set = self.test_set = None
 
     def _set(self, n: int, seed: int, with_ref: bool) -> ChannelSet:
         x = make_channels(self.problem, self.K, n, seed, self.field)
-        ref = _chunked(teacher_for(self.problem), x) if with_ref else None
+        ref = _chunked(teacher_for(self.problem, self.pmax, self.noise), x) if with_ref else None
         return ChannelSet(x, ref)
 
     def setup(self, stage: str | None = None) -> None:
@@ -96,10 +108,8 @@ class SINRDataModule(pl.LightningDataModule):
             self.test_set = self._set(self.n_test, self.seed + 2, with_ref=True)
 
     def _loader(self, ds: ChannelSet, bs: int, shuffle: bool) -> DataLoader:
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        base = RandomSampler(ds, generator=g) if shuffle else SequentialSampler(ds)
-        return DataLoader(ds, batch_size=None, sampler=BatchSampler(base, bs, drop_last=False))
+        # batch order by (seed, epoch) only: a resumed run sees the batches of an uninterrupted one
+        return DataLoader(ds, batch_size=None, sampler=EpochBatches(len(ds), bs, self.seed, shuffle=shuffle))
 
     def train_dataloader(self):
         self.setup("fit")

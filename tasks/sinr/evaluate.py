@@ -12,6 +12,8 @@ import torch
 
 from envs import d2d, interference
 
+from compress.errors import UserError
+
 __all__ = ["sum_rates", "evaluate", "pct_of"]
 
 
@@ -24,7 +26,7 @@ def sum_rates(problem: str, x: torch.Tensor, p: torch.Tensor, noise: float = 1.0
         if binary is None or binary:
             p = (p >= 0.5).to(x.dtype)
         return d2d.sum_rate(x, p, gap_db)
-    raise ValueError(f"problem must be 'gaussian' or 'd2d', got '{problem}'")
+    raise UserError(f"problem must be 'gaussian' or 'd2d', got '{problem}'")
 
 
 @torch.no_grad()

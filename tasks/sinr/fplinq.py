@@ -21,18 +21,20 @@ import torch
 
 from envs.d2d import sum_rate as d2d_sum_rate
 
+from compress.errors import UserError
+
 __all__ = ["fplinq", "FPLinQ", "greedy", "all_active", "random_schedule"]
 
 
 def _check(G: torch.Tensor, where: str) -> torch.Tensor:
     if not isinstance(G, torch.Tensor):
-        raise TypeError(f"{where}: expected a torch.Tensor of gains, got {type(G).__name__}")
+        raise UserError(f"{where}: expected a torch.Tensor of gains, got {type(G).__name__}")
     if G.dim() == 2:
         G = G.unsqueeze(0)
     if G.dim() != 3 or G.shape[-1] != G.shape[-2] or G.shape[-1] < 2:
-        raise ValueError(f"{where}: gains must have shape (n, N, N) with N >= 2, got {tuple(G.shape)}")
+        raise UserError(f"{where}: gains must have shape (n, N, N) with N >= 2, got {tuple(G.shape)}")
     if bool((G < 0).any()):
-        raise ValueError(f"{where}: gains must be non-negative")
+        raise UserError(f"{where}: gains must be non-negative")
     return G
 
 

@@ -2,8 +2,9 @@
 
 Built on ``compress.distill.DistillationModule``; the teacher is an algorithm (WMMSE for power control,
 FPLinQ for D2D scheduling) passed to the ``Distiller`` as a plain callable, with the Distiller's
-teacher-output cache prefilled over the whole fixed training set in one batched call at the start of
-fitting (WMMSE is slow per call, fast per batch) and optionally kept on disk (``cache="path.pt"``).
+teacher-output cache prefilled over the whole fixed training set in large batched calls at the start of
+fitting (``prefill_cache``: WMMSE is slow per call, fast per batch) and optionally kept on disk
+(``cache="path.pt"``).
 
 Modes (``mode``):
 
@@ -26,6 +27,7 @@ channels, from the data module's ``ref``); ``history`` keeps ``(epoch, pct)`` fo
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Callable, Optional, Union
 
@@ -39,6 +41,8 @@ from compress.distill.schedules import Schedule
 from .data import teacher_for
 from .evaluate import sum_rates
 
+from compress.errors import UserError
+
 __all__ = ["SINRModule", "NegSumRate", "Reinforce", "OnOffBCE", "beta_schedule", "MODES"]
 
 MODES = ("supervised", "unsupervised", "ad", "pg")
@@ -49,14 +53,14 @@ def beta_schedule(beta: Union[float, Schedule], kind: str = "fixed") -> Schedule
     if isinstance(beta, Schedule):
         return beta
     if not isinstance(beta, (int, float)) or beta < 0:
-        raise ValueError(f"beta must be a number >= 0 or a Schedule, got {beta!r}")
+        raise UserError(f"beta must be a number >= 0 or a Schedule, got {beta!r}")
     if kind == "fixed":
         return schedules.Constant(beta)
     if kind == "decreasing":
         return schedules.Linear(beta, 0.0)
     if kind == "increasing":
         return schedules.Linear(0.0, beta)
-    raise ValueError(f"beta_schedule must be 'fixed', 'decreasing' or 'increasing', got '{kind}'")
+    raise UserError(f"beta_schedule must be 'fixed', 'decreasing' or 'increasing', got '{kind}'")
 
 
 class OnOffBCE(terms.Term):
@@ -66,7 +70,7 @@ class OnOffBCE(terms.Term):
     def __init__(self, pmax: float = 1.0, **kw):
         super().__init__(**kw)
         if pmax <= 0:
-            raise ValueError(f"OnOffBCE: pmax must be > 0, got {pmax}")
+            raise UserError(f"OnOffBCE: pmax must be > 0, got {pmax}")
         self.pmax = float(pmax)
 
     def loss(self, student, teacher, batch=None):
@@ -94,7 +98,7 @@ class Reinforce:
     def __init__(self, problem: str = "gaussian", sigma: float = 0.1, samples: int = 4, pmax: float = 1.0,
                  noise: float = 1.0, gap_db: float = 6.0):
         if sigma <= 0 or samples < 1:
-            raise ValueError(f"Reinforce: need sigma > 0 and samples >= 1, got sigma={sigma}, samples={samples}")
+            raise UserError(f"Reinforce: need sigma > 0 and samples >= 1, got sigma={sigma}, samples={samples}")
         self.problem, self.sigma, self.samples, self.pmax = problem, sigma, samples, pmax
         self.noise, self.gap_db = noise, gap_db
 
@@ -134,15 +138,27 @@ class SINRModule(DistillationModule):
                  noise: float = 1.0, gap_db: float = 6.0, pg_sigma: float = 0.1, pg_samples: int = 4,
                  optimizer: str = "adam", input_key: str = "x", supervised_loss: str = "mse"):
         if mode not in MODES:
-            raise ValueError(f"SINRModule: mode must be one of {MODES}, got '{mode}'")
+            raise UserError(f"SINRModule: mode must be one of {MODES}, got '{mode}'")
         if supervised_loss not in ("mse", "bce"):
-            raise ValueError(f"SINRModule: supervised_loss must be 'mse' or 'bce', got '{supervised_loss}'")
+            raise UserError(f"SINRModule: supervised_loss must be 'mse' or 'bce', got '{supervised_loss}'")
         if problem not in ("gaussian", "d2d"):
-            raise ValueError(f"SINRModule: problem must be 'gaussian' or 'd2d', got '{problem}'")
+            raise UserError(f"SINRModule: problem must be 'gaussian' or 'd2d', got '{problem}'")
+        for name, v in (("pmax", pmax), ("noise", noise)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise UserError(f"SINRModule: {name} must be a finite number > 0, got {v!r}")
+        if problem == "d2d" and pmax != 1.0:
+            raise UserError(f"SINRModule: problem 'd2d' schedules links on/off (a power fraction in [0, 1]); "
+                            f"pmax does not apply, got pmax={pmax}")
+        # pmax is one setting of the problem: the student's output range and the teacher's budget follow it
+        for who, obj in (("student", student), ("teacher", teacher)):
+            own = getattr(obj, "pmax", None)
+            if problem == "gaussian" and isinstance(own, (int, float)) and float(own) != float(pmax):
+                raise UserError(f"SINRModule: the {who}'s pmax ({own}) differs from the module's pmax ({pmax}); "
+                                "give both the same value")
         sched = globals()["beta_schedule"](beta, beta_schedule)
         uses_teacher = mode != "unsupervised"
         # a new name, not `teacher`: save_hyperparameters reads this frame's locals, keep hparams plain
-        algo = teacher if teacher is not None else teacher_for(problem)
+        algo = teacher if teacher is not None else teacher_for(problem, pmax, noise)
         if mode == "supervised":
             kd = [OnOffBCE(pmax, weight=schedules.Constant(1.0)) if supervised_loss == "bce"
                   else terms.MSE(weight=schedules.Constant(1.0))]
@@ -159,23 +175,11 @@ class SINRModule(DistillationModule):
         with warnings.catch_warnings():  # the base class's save_hyperparameters sees our `teacher` argument
             warnings.filterwarnings("ignore", message=".*Attribute 'teacher' is an instance of `nn.Module`.*")
             super().__init__(student, distiller=distiller, task_loss=task_loss, lr=lr, weight_decay=weight_decay,
-                             lr_schedule=lr_schedule, optimizer=optimizer, input_key=input_key)
+                             lr_schedule=lr_schedule, optimizer=optimizer, input_key=input_key,
+                             prefill_cache=True)
         self.mode, self.problem, self.noise, self.gap_db = mode, problem, noise, gap_db
         self.history: list[tuple[int, float]] = []
         self._val_sum = self._val_ref = 0.0
-
-    def on_fit_start(self) -> None:
-        """Prefill the teacher cache over the whole training set: one batched teacher call per chunk."""
-        cache = self.distiller.cache
-        dm = getattr(self.trainer, "datamodule", None)
-        ds = getattr(dm, "train_set", None)
-        if cache is None or ds is None or not hasattr(ds, "x"):
-            return
-        n = len(ds)
-        for i in range(0, n, 5000):  # chunks bound the teacher's float64 working memory
-            idx = torch.arange(i, min(n, i + 5000))
-            self.distiller.teacher_output({"x": ds.x[idx], "index": idx})
-        cache.save()
 
     def _rates(self, x, p):
         return sum_rates(self.problem, x, p, self.noise, self.gap_db)

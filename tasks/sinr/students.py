@@ -24,18 +24,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.errors import UserError
+
 __all__ = ["PowerMLP", "PowerGNN"]
 
 
 def _check_input(H: torch.Tensor, K: int | None, name: str) -> torch.Tensor:
     if not isinstance(H, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor (B, K, K), got {type(H).__name__}")
+        raise UserError(f"{name}: expected a torch.Tensor (B, K, K), got {type(H).__name__}")
     if H.dim() == 2 and K is not None and H.shape[-1] == K * K:
         H = H.reshape(H.shape[0], K, K)
     if H.dim() != 3 or H.shape[-1] != H.shape[-2]:
-        raise ValueError(f"{name}: expected channels of shape (B, K, K), got {tuple(H.shape)}")
+        raise UserError(f"{name}: expected channels of shape (B, K, K), got {tuple(H.shape)}")
     if K is not None and H.shape[-1] != K:
-        raise ValueError(f"{name}: built for K={K} users, got channels with K={H.shape[-1]}")
+        raise UserError(f"{name}: built for K={K} users, got channels with K={H.shape[-1]}")
     return H
 
 
@@ -47,11 +49,11 @@ class PowerMLP(nn.Module):
                  in_mean: float = 0.0, in_std: float = 1.0, output: str = "sigmoid", decision: str = "soft"):
         super().__init__()
         if K < 2:
-            raise ValueError(f"PowerMLP: K must be >= 2, got {K}")
+            raise UserError(f"PowerMLP: K must be >= 2, got {K}")
         if output not in ("sigmoid", "clip"):
-            raise ValueError(f"PowerMLP: output must be 'sigmoid' or 'clip', got '{output}'")
+            raise UserError(f"PowerMLP: output must be 'sigmoid' or 'clip', got '{output}'")
         if decision not in ("soft", "binary"):
-            raise ValueError(f"PowerMLP: decision must be 'soft' or 'binary', got '{decision}'")
+            raise UserError(f"PowerMLP: decision must be 'soft' or 'binary', got '{decision}'")
         # decision="binary": in eval mode (the deployed policy) each user transmits at pmax if the output is
         # >= pmax/2, else stays silent; training still sees the relaxed output. Why: WMMSE's powers at K = 10
         # are ~96% exactly 0 or pmax (binarising WMMSE keeps 100.0% of its sum-rate), so the teacher's map is
@@ -64,7 +66,7 @@ class PowerMLP(nn.Module):
         # can strand units in sum-rate training, hence sigmoid by default)
         self.output = output
         if in_std <= 0:
-            raise ValueError(f"PowerMLP: in_std must be > 0, got {in_std}")
+            raise UserError(f"PowerMLP: in_std must be > 0, got {in_std}")
         self.K, self.pmax = K, pmax
         # fixed input standardisation (Rayleigh amplitudes: mean sqrt(pi)/2 = 0.886, std sqrt(1 - pi/4) = 0.463)
         self.register_buffer("in_mean", torch.tensor(float(in_mean)))
@@ -126,9 +128,9 @@ class PowerGNN(nn.Module):
                  gain_offset: float = 0.0, gain_scale: float = 1.0, neighbors: int | None = None):
         super().__init__()
         if layers < 1 or hidden < 1:
-            raise ValueError(f"PowerGNN: need layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
+            raise UserError(f"PowerGNN: need layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
         if neighbors is not None and neighbors < 1:
-            raise ValueError(f"PowerGNN: neighbors must be None (complete graph) or >= 1, got {neighbors}")
+            raise UserError(f"PowerGNN: neighbors must be None (complete graph) or >= 1, got {neighbors}")
         self.pmax, self.log_gains, self.neighbors = pmax, log_gains, neighbors
         self.gain_offset, self.gain_scale = gain_offset, gain_scale
         self.embed = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
@@ -144,7 +146,7 @@ class PowerGNN(nn.Module):
         H = _check_input(H, None, "PowerGNN")
         B, K, _ = H.shape
         if K < 2:
-            raise ValueError(f"PowerGNN: K must be >= 2, got {K}")
+            raise UserError(f"PowerGNN: K must be >= 2, got {K}")
         G = self._gains(H)
         direct = torch.diagonal(G, dim1=-2, dim2=-1)
         edges = torch.stack((G, G.transpose(1, 2)), -1)                  # [G_ij, G_ji] on edge j -> i

@@ -18,6 +18,8 @@ import torch
 
 from envs.interference import check_channels
 
+from compress.errors import UserError
+
 __all__ = ["wmmse", "WMMSE"]
 
 
@@ -30,11 +32,11 @@ def wmmse(H: torch.Tensor, pmax: float = 1.0, noise: float = 1.0, iters: int = 1
     squeeze = isinstance(H, torch.Tensor) and H.dim() == 2
     H = check_channels(H, "wmmse: H")
     if pmax <= 0:
-        raise ValueError(f"wmmse: pmax must be > 0, got {pmax}")
+        raise UserError(f"wmmse: pmax must be > 0, got {pmax}")
     if noise <= 0:
-        raise ValueError(f"wmmse: noise must be > 0, got {noise}")
+        raise UserError(f"wmmse: noise must be > 0, got {noise}")
     if iters < 1:
-        raise ValueError(f"wmmse: iters must be >= 1, got {iters}")
+        raise UserError(f"wmmse: iters must be >= 1, got {iters}")
     out_dtype = H.dtype if H.is_floating_point() else torch.float32
     Hd = H.detach().to(torch.float64)
     G = Hd * Hd
@@ -44,7 +46,7 @@ def wmmse(H: torch.Tensor, pmax: float = 1.0, noise: float = 1.0, iters: int = 1
         b = torch.full((B, K), float(pmax) ** 0.5, dtype=torch.float64)
     else:
         if p_init.shape[-1] != K:
-            raise ValueError(f"wmmse: p_init has {p_init.shape[-1]} users, channels have K={K}")
+            raise UserError(f"wmmse: p_init has {p_init.shape[-1]} users, channels have K={K}")
         b = p_init.detach().to(torch.float64).expand(B, K).clamp(0, pmax).sqrt().clone()
     sqrt_pmax = float(pmax) ** 0.5
 

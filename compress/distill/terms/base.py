@@ -11,6 +11,8 @@ from torch import nn
 
 from ..schedules import Schedule, as_schedule
 
+from compress.errors import UserError
+
 __all__ = ["Term"]
 
 
@@ -32,7 +34,7 @@ class Term(nn.Module):
 
     def check_shapes(self, student: torch.Tensor, teacher: torch.Tensor) -> None:
         if student.shape != teacher.shape:
-            raise ValueError(
+            raise UserError(
                 f"term '{self.term_name}': student output shape {tuple(student.shape)} does not match "
                 f"teacher output shape {tuple(teacher.shape)}")
 

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from ..connectors import make_connector
 from .base import Term
 
+from compress.errors import UserError
+
 __all__ = ["Feature"]
 
 
@@ -23,7 +25,7 @@ class Feature(Term):
                  metric: str = "mse", student_dim: int | None = None, teacher_dim: int | None = None, **kw):
         super().__init__(student_tap=student_tap, teacher_tap=teacher_tap, **kw)
         if metric not in ("mse", "cosine"):
-            raise ValueError(f"Feature metric must be 'mse' or 'cosine', got '{metric}'")
+            raise UserError(f"Feature metric must be 'mse' or 'cosine', got '{metric}'")
         self.metric, self.connector_kind = metric, connector
         self.connector = None
         if student_dim is not None and teacher_dim is not None:
@@ -40,6 +42,17 @@ class Feature(Term):
             if in_dim in (None, s_dim):
                 return
         self.connector = make_connector(self.connector_kind, s_dim, t_dim).to(student.device)
+
+    @property
+    def needs_build(self) -> bool:
+        """True while the connector waits for a first batch to learn the feature widths."""
+        return self.connector is None and self.connector_kind not in (None, "none", "identity")
+
+    def build_from_state(self, state: dict, prefix: str) -> None:
+        """Build the connector from a checkpoint's weights (before they are loaded into it)."""
+        w = state.get(f"{prefix}connector.weight")
+        if self.needs_build and w is not None:
+            self.connector = make_connector(self.connector_kind, int(w.shape[1]), int(w.shape[0])).to(w.device)
 
     def resize(self, student: torch.Tensor) -> bool:
         """Rebuild the connector if the student feature's width changed (e.g. after pruning);
@@ -58,7 +71,7 @@ class Feature(Term):
         self.build(student, teacher)
         mapped = self.connector(student)
         if mapped.shape != teacher.shape:
-            raise ValueError(
+            raise UserError(
                 f"term '{self.term_name}': connected student feature {tuple(mapped.shape)} does not match "
                 f"teacher feature {tuple(teacher.shape)} (taps {self.student_tap} -> {self.teacher_tap})")
         if self.metric == "mse":

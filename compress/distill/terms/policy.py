@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from .base import Term
 from .response import js_div, kl_div
 
+from compress.errors import UserError
+
 __all__ = ["Policy"]
 
 _NEG = -1e9
@@ -27,9 +29,9 @@ class Policy(Term):
                  student_q: bool = False, **kw):
         super().__init__(**kw)
         if kind not in ("kl", "jsd"):
-            raise ValueError(f"Policy kind must be 'kl' or 'jsd', got '{kind}'")
+            raise UserError(f"Policy kind must be 'kl' or 'jsd', got '{kind}'")
         if T <= 0 or q_T <= 0:
-            raise ValueError(f"Policy temperatures must be > 0, got T={T}, q_T={q_T}")
+            raise UserError(f"Policy temperatures must be > 0, got T={T}, q_T={q_T}")
         self.kind, self.T, self.q_T = kind, float(T), float(q_T)
         self.branches = list(branches) if branches else None
         self.mask_key, self.teacher_q, self.student_q = mask_key, teacher_q, student_q
@@ -38,10 +40,10 @@ class Policy(Term):
         if self.mask_key is None:
             return None
         if not isinstance(batch, dict) or self.mask_key not in batch:
-            raise ValueError(f"term '{self.term_name}': batch has no action mask under key '{self.mask_key}'")
+            raise UserError(f"term '{self.term_name}': batch has no action mask under key '{self.mask_key}'")
         mask = batch[self.mask_key].to(torch.bool)
         if mask.shape != like.shape:
-            raise ValueError(f"term '{self.term_name}': action mask shape {tuple(mask.shape)} does not match "
+            raise UserError(f"term '{self.term_name}': action mask shape {tuple(mask.shape)} does not match "
                              f"logits shape {tuple(like.shape)}")
         return mask
 
@@ -49,7 +51,7 @@ class Policy(Term):
         self.check_shapes(student, teacher)
         sizes = self.branches or [student.shape[-1]]
         if sum(sizes) != student.shape[-1]:
-            raise ValueError(f"term '{self.term_name}': branches {sizes} sum to {sum(sizes)} but the output has "
+            raise UserError(f"term '{self.term_name}': branches {sizes} sum to {sum(sizes)} but the output has "
                              f"{student.shape[-1]} actions")
         mask = self._mask(batch, student)
         s_scale = self.q_T if self.student_q else self.T

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 
 from .base import Term
 
+from compress.errors import UserError
+
 __all__ = ["RKDDistance", "RKDAngle", "SimilarityPreserving", "normalized_distances", "triplet_angles"]
 
 
@@ -24,10 +26,10 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 def _check_batch(term: Term, student: torch.Tensor, teacher: torch.Tensor) -> None:
     if student.shape[0] != teacher.shape[0]:
-        raise ValueError(f"term '{term.term_name}': student batch {student.shape[0]} != teacher batch "
+        raise UserError(f"term '{term.term_name}': student batch {student.shape[0]} != teacher batch "
                          f"{teacher.shape[0]}")
     if student.shape[0] < 2:
-        raise ValueError(f"term '{term.term_name}' needs a batch of at least 2 samples")
+        raise UserError(f"term '{term.term_name}' needs a batch of at least 2 samples")
 
 
 def normalized_distances(x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 from .base import Term
 
+from compress.errors import UserError
+
 __all__ = ["KL", "JSD", "MSE", "kl_div", "js_div"]
 
 
@@ -36,7 +38,7 @@ class KL(Term):
     def __init__(self, T: float = 4.0, **kw):
         super().__init__(**kw)
         if T <= 0:
-            raise ValueError(f"KL temperature T must be > 0, got {T}")
+            raise UserError(f"KL temperature T must be > 0, got {T}")
         self.T = float(T)
 
     def loss(self, student, teacher, batch=None):
@@ -52,7 +54,7 @@ class JSD(Term):
     def __init__(self, T: float = 1.0, **kw):
         super().__init__(**kw)
         if T <= 0:
-            raise ValueError(f"JSD temperature T must be > 0, got {T}")
+            raise UserError(f"JSD temperature T must be > 0, got {T}")
         self.T = float(T)
 
     def loss(self, student, teacher, batch=None):

@@ -4,7 +4,7 @@ import re
 import yaml
 
 from compress.distill.recipe_teacher import teacher_cache_path
-from compress.sources import class_paths, recipe_sources, sources_digest
+from compress.distill.teacher_cache_key import class_paths, recipe_sources, sources_digest
 
 
 def _package(tmp_path, monkeypatch):

@@ -13,13 +13,16 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compress.export.chain import UnsupportedLayerError, example_input_for
+from compress.export.layer_chain import UnsupportedLayerError, example_input_for
+
+from compress.atomic import atomic_write_text
+from compress.errors import UserError
 
 FORMATS = ("onnx", "onnx-int8", "c", "c-int8")
 
 
 def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = None, *, name: str = "student",
-               formats="auto", opset: int = 18) -> dict[str, Path]:
+               formats="auto", opset: int = 18, manifest_name: str | None = None) -> dict[str, Path]:
     """Export ``model`` to ``formats`` under ``out_dir``; returns {format: main file, "manifest": path}.
 
     ``formats``: "auto" (QAT-prepared -> onnx-int8 + c-int8, else onnx + c; C is skipped, and the
@@ -29,7 +32,7 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
     from compress.export.c_export import export_c
     from compress.export.onnx_export import export_onnx
     from compress.quant.fake_quant import is_qat_prepared
-    from compress.quant.onnx_int8 import export_onnx_int8
+    from compress.export.onnx_int8 import export_onnx_int8
 
     auto = formats == "auto"
     if auto:
@@ -38,7 +41,7 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
         formats = [formats]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise ValueError(f"export_all: unknown formats {unknown}; choose from {', '.join(FORMATS)}")
+        raise UserError(f"export_all: unknown formats {unknown}; choose from {', '.join(FORMATS)}")
     if example_input is None:
         example_input = example_input_for(model)
     out = Path(out_dir)
@@ -68,7 +71,6 @@ def export_all(model: nn.Module, out_dir, example_input: torch.Tensor | None = N
         "artifacts": {k: {"path": str(p.relative_to(out)), "bytes": p.stat().st_size} for k, p in paths.items()},
         "skipped": skipped,
     }
-    mpath = out / "manifest.json"
-    mpath.write_text(json.dumps(manifest, indent=2) + "\n")
+    mpath = atomic_write_text(out / (manifest_name or "manifest.json"), json.dumps(manifest, indent=2) + "\n")
     paths["manifest"] = mpath
     return paths

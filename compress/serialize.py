@@ -34,6 +34,10 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from .atomic import atomic_torch_save
+
+from compress.errors import UserError
+
 __all__ = [
     "FORMAT",
     "SPEC_KEY",
@@ -66,7 +70,7 @@ def _encode(value: Any, where: str) -> Any:
         return [_encode(v, where) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"__dict__": {k: _encode(v, where) for k, v in value.items()}}
-    raise ValueError(f"cannot serialize {where} of type {type(value).__name__}: only plain data "
+    raise UserError(f"cannot serialize {where} of type {type(value).__name__}: only plain data "
                      "(None/bool/int/float/str/list/tuple/dict/dtype) can be stored; make it a submodule or buffer")
 
 
@@ -79,7 +83,7 @@ def _decode(value: Any) -> Any:
         if "__dtype__" in value:
             dtype = getattr(torch, value["__dtype__"], None)
             if not isinstance(dtype, torch.dtype):
-                raise ValueError(f"module spec names an unknown dtype {value['__dtype__']!r}")
+                raise UserError(f"module spec names an unknown dtype {value['__dtype__']!r}")
             return dtype
         if "__dict__" in value:
             return {k: _decode(v) for k, v in value["__dict__"].items()}
@@ -99,7 +103,7 @@ def module_spec(module: nn.Module, _path: str = "") -> dict:
     cls = type(module)
     where = _path or "<root>"
     if cls.__module__ == "__main__":
-        raise ValueError(f"module {where} is of class {cls.__qualname__} defined in __main__; "
+        raise UserError(f"module {where} is of class {cls.__qualname__} defined in __main__; "
                          "define it in an importable module to save its structure")
     attrs = {}
     skip = _MODULE_INTERNALS | set(_derived(module))
@@ -123,7 +127,7 @@ def _resolve_class(path: str, trusted: tuple[str, ...]) -> type:
     mod_name, _, qualname = path.partition(":")
     trusted = tuple(DEFAULT_TRUSTED) + tuple(t for t in trusted if t not in DEFAULT_TRUSTED)
     if not any(mod_name == t or mod_name.startswith(t + ".") for t in trusted):
-        raise ValueError(f"module spec names class {path!r} outside the trusted modules {list(trusted)}; "
+        raise UserError(f"module spec names class {path!r} outside the trusted modules {list(trusted)}; "
                          f"pass trusted=(..., {mod_name.split('.')[0]!r}) (CLI: --trust {mod_name.split('.')[0]}) "
                          "only if you trust this checkpoint")
     try:
@@ -131,9 +135,9 @@ def _resolve_class(path: str, trusted: tuple[str, ...]) -> type:
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"module spec names class {path!r} which cannot be imported: {exc}") from None
+        raise UserError(f"module spec names class {path!r} which cannot be imported: {exc}") from None
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
-        raise ValueError(f"module spec names {path!r}, which is not an nn.Module class")
+        raise UserError(f"module spec names {path!r}, which is not an nn.Module class")
     return obj
 
 
@@ -154,7 +158,7 @@ def build_from_spec(spec: dict | str, tensors: dict[str, torch.Tensor], *,
     def tensor(name: str, kind: str) -> torch.Tensor:
         key = _prefix + name
         if key not in tensors:
-            raise ValueError(f"checkpoint has no tensor {key!r} ({kind} of {spec['class']})")
+            raise UserError(f"checkpoint has no tensor {key!r} ({kind} of {spec['class']})")
         return tensors[key].detach().clone()
 
     for name, requires_grad in spec["params"].items():
@@ -201,9 +205,7 @@ def save_module(module: nn.Module, path: str | Path, *, meta: dict | None = None
     payload = {SPEC_KEY: spec_checkpoint_entry(module), "state_dict": state}
     if meta:
         payload["meta"] = json.dumps(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def module_from_checkpoint(ckpt: dict, *, trusted: Iterable[str] = (),
@@ -215,7 +217,7 @@ def module_from_checkpoint(ckpt: dict, *, trusted: Iterable[str] = (),
     """
     entry = ckpt.get(SPEC_KEY) if isinstance(ckpt, dict) else None
     if not isinstance(entry, dict) or entry.get("format") != FORMAT:
-        raise ValueError(f"{source} has no module structure ({SPEC_KEY!r}); save it with "
+        raise UserError(f"{source} has no module structure ({SPEC_KEY!r}); save it with "
                          "compress.prune.save_module(model, path) or train with a PruningCallback")
     prefix = f"{entry['module_attr']}." if entry.get("module_attr") else ""
     state = ckpt.get("state_dict", {})
@@ -229,10 +231,10 @@ def load_module(path: str | Path, *, trusted: Iterable[str] = ()) -> nn.Module:
     """Load a module saved by :func:`save_module` (or a Lightning .ckpt with a module spec), safely."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise UserError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path} is not a loadable checkpoint (weights_only=True): {first[:200]}") from None
+        raise UserError(f"{path} is not a loadable checkpoint (weights_only=True): {first[:200]}") from None
     return module_from_checkpoint(ckpt, trusted=trusted, source=str(path))

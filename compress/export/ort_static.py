@@ -20,6 +20,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from compress.errors import UserError
+
 __all__ = ["quantize_onnx_static"]
 
 
@@ -51,13 +53,13 @@ def quantize_onnx_static(fp32_path, out_path, calibration: Iterable, *,
 
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     if not fp32_path.is_file():
-        raise FileNotFoundError(f"quantize_onnx_static: fp32 model not found: {fp32_path}")
+        raise UserError(f"quantize_onnx_static: fp32 model not found: {fp32_path}")
     if out_path.suffix != ".onnx":
-        raise ValueError(f"quantize_onnx_static: out_path must end in .onnx, got {out_path}")
+        raise UserError(f"quantize_onnx_static: out_path must end in .onnx, got {out_path}")
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     if method not in methods:
-        raise ValueError(f"quantize_onnx_static: method must be one of {', '.join(methods)}, got {method!r}")
+        raise UserError(f"quantize_onnx_static: method must be one of {', '.join(methods)}, got {method!r}")
     name = onnx.load(str(fp32_path)).graph.input[0].name
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent) as td:

@@ -30,6 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from compress.quant.fake_quant import ActFakeQuant, is_qat_prepared
 
+from compress.errors import UserError
+
 INT8_KINDS = {"linear", "conv1d", "conv2d", "relu", "leaky_relu", "tanh", "sigmoid", "identity", "flatten"}
 
 
@@ -57,7 +59,7 @@ class _Graph:
 
 
 def _conv_attrs(m: nn.Module, path: str) -> dict:
-    from compress.export.chain import UnsupportedLayerError
+    from compress.export.layer_chain import UnsupportedLayerError
 
     nd = len(m.kernel_size)
     if isinstance(m.padding, str):
@@ -84,22 +86,22 @@ def export_onnx_int8(qat_model: nn.Module, example_input: torch.Tensor | None, p
     that is not QAT-prepared or whose observers saw no data, UnsupportedLayerError for layers outside
     Linear/Conv1d/Conv2d/ReLU/LeakyReLU/Tanh/Sigmoid/Identity/Dropout/Flatten.
     """
-    from compress.export.chain import UnsupportedLayerError, _label, trace_chain
+    from compress.export.layer_chain import UnsupportedLayerError, _label, trace_chain
     from compress.export.onnx_export import MAX_OPSET, run_onnx, ort_session
 
     if not isinstance(qat_model, nn.Module):
-        raise TypeError(f"export_onnx_int8: model must be an nn.Module, got {type(qat_model).__name__}")
+        raise UserError(f"export_onnx_int8: model must be an nn.Module, got {type(qat_model).__name__}")
     if not is_qat_prepared(qat_model):
-        raise ValueError("export_onnx_int8: model is not QAT-prepared (compress.quant.prepare_qat, then train)")
+        raise UserError("export_onnx_int8: model is not QAT-prepared (compress.quant.prepare_qat, then train)")
     if not isinstance(opset, int) or not 13 <= opset <= MAX_OPSET:
-        raise ValueError(f"export_onnx_int8: opset must be an int in [13, {MAX_OPSET}], got {opset!r}")
+        raise UserError(f"export_onnx_int8: opset must be an int in [13, {MAX_OPSET}], got {opset!r}")
     for p, m in qat_model.named_modules():
         if isinstance(m, ActFakeQuant) and not bool(m.initialized):
-            raise ValueError(f"export_onnx_int8: QAT observer {_label(p)} has seen no data: train or "
+            raise UserError(f"export_onnx_int8: QAT observer {_label(p)} has seen no data: train or "
                              "calibrate the model (a forward pass in train mode) first")
     path = Path(path)
     if path.suffix != ".onnx":
-        raise ValueError(f"export_onnx_int8: path must end in .onnx, got {path}")
+        raise UserError(f"export_onnx_int8: path must end in .onnx, got {path}")
     steps = trace_chain(qat_model, example_input)
     for s in steps:
         if s.kind not in INT8_KINDS:  # pragma: no cover - trace_chain only yields known kinds
@@ -185,7 +187,7 @@ def export_onnx_int8(qat_model: nn.Module, example_input: torch.Tensor | None, p
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
         g.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="compress.quant.export_onnx_int8")
+                              producer_name="compress.export.export_onnx_int8")
     proto.ir_version = helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
     proto.metadata_props.add(key="compress.format", value="qdq-int8")
     onnx.checker.check_model(proto, full_check=True)

@@ -18,6 +18,8 @@ import torch.nn as nn
 
 from compress.quant.fake_quant import QAT_TYPES, ActFakeQuant, QATConv1d, QATConv2d, QATLinear
 
+from compress.errors import UserError
+
 
 class UnsupportedLayerError(ValueError):
     """A layer (or a forward() structure) that an exporter cannot write; the message names path and type."""
@@ -80,9 +82,9 @@ def example_input_for(model: nn.Module) -> torch.Tensor:
             p = next(model.parameters())
             return torch.randn(1, m.in_features, dtype=p.dtype, device=p.device)
         if isinstance(m, (nn.Conv1d, nn.Conv2d)):
-            raise ValueError(f"example_input is required: the first layer {_label(path)} "
+            raise UserError(f"example_input is required: the first layer {_label(path)} "
                              f"({type(m).__name__}) does not fix the input length")
-    raise ValueError("example_input is required: the model has no nn.Linear to infer the input size from")
+    raise UserError("example_input is required: the model has no nn.Linear to infer the input size from")
 
 
 def trace_chain(model: nn.Module, example_input: torch.Tensor | None = None) -> list[Step]:
@@ -92,11 +94,11 @@ def trace_chain(model: nn.Module, example_input: torch.Tensor | None = None) -> 
     The model is run once in eval mode under no_grad; its training flag is restored afterwards.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+        raise UserError(f"expected an nn.Module, got {type(model).__name__}")
     if example_input is None:
         example_input = example_input_for(model)
     if not isinstance(example_input, torch.Tensor):
-        raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
+        raise UserError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
     records: list[tuple[str, nn.Module, tuple, object]] = []
     handles = []
     for path, m in model.named_modules():
@@ -109,7 +111,7 @@ def trace_chain(model: nn.Module, example_input: torch.Tensor | None = None) -> 
         with torch.no_grad():
             out = model(example_input)
     except Exception as e:  # the model itself rejects the input: say so in one line
-        raise ValueError(f"running the model on example_input of shape {tuple(example_input.shape)} failed: "
+        raise UserError(f"running the model on example_input of shape {tuple(example_input.shape)} failed: "
                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     finally:
         for h in handles:

@@ -16,7 +16,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any, Iterable
 
-from .recipe import iter_specs
+from ..recipe import iter_specs
 
 __all__ = ["class_paths", "recipe_sources", "sources_digest"]
 
