@@ -116,9 +116,9 @@ def test_exported_artifacts_score_like_the_module(dm, tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "recipes").glob("beam_*.yaml")))
 def test_recipes_validate_and_switch_modality(recipe):
-    from compress.cli import apply_override
+    from compress.recipe import apply_override
     from compress.recipe import load_recipe, validate_recipe
-    from compress.spec import instantiate
+    from compress.recipe import instantiate
 
     path = ROOT / "recipes" / recipe
     cfg = load_recipe(path)
@@ -172,3 +172,24 @@ def test_bench_beam_quick_prints_the_json_contract(tmp_path):
         for key in ("teacher_image", "student_image", "teacher_image_radar", "student_image_radar"):
             assert isinstance(report[scale][key]["params"], int) and report[scale][key]["mflops"] > 0
     assert report["paper_size"]["teacher_image"]["params"] == 1_787_418
+
+
+@pytest.mark.slow
+def test_kd_recipe_runs_with_its_teacher_recipe(tmp_path):
+    """beam_kd_relation.yaml end to end at a tiny size: the teacher is trained from beam_teacher.yaml (with
+    the overrides it is given) and cached, the student distilled, exported, scored and timed."""
+    tiny = {"data.resolution": 32, "data.radar_scale": 4, "data.n_sequences": 14, "data.cache_dir": str(tmp_path),
+            "model.student.image_size": 32, "model.student.radar_shape": [32, 16], "trainer.max_epochs": 1,
+            "trainer.limit_train_batches": 2, "trainer.limit_val_batches": 1}
+    teacher = dict(tiny, **{"data.modality": "image_radar", "model.student.modality": "image_radar"})
+    args = [f"--{k}={json.dumps(v)}" for k, v in tiny.items()]
+    args += ["--data.modality=image_radar", "--model.student.modality=image_radar",
+             f"--model.distiller.teachers.overrides={json.dumps(teacher)}",
+             f"--model.distiller.teachers.cache_dir={tmp_path / 'teachers'}", f"--run_dir={tmp_path / 'run'}"]
+    proc = subprocess.run([sys.executable, "-m", "compress", "fit", "recipes/beam_kd_relation.yaml", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "teachers").glob("beam_teacher-*.pt"))) == 1
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(res) >= {"pytorch", "onnx", "onnx-int8"} and res["onnx"]["top2"] == pytest.approx(res["pytorch"]["top2"])
+    assert res["onnx-int8"]["latency_us"]["p50"] > 0 and (tmp_path / "run" / "student.pt").is_file()

@@ -25,10 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # tools/profile.py would shadow `profile` (as the other tools)
-
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
 MODELS = ("teacher", "student", "response", "relation", "self")
 RECIPES = {"teacher": "recipes/beam_teacher.yaml", "student": "recipes/beam_student.yaml",
@@ -55,14 +53,15 @@ def _root() -> Path:
 
 # ---------------------------------------------------------------------------------------------- one run
 def _config(name: str, modality: str, args, seed: int) -> dict:
-    from compress.cli import apply_override
+    from compress.recipe import apply_override
     from compress.recipe import load_recipe
 
     cfg = load_recipe(_root() / RECIPES[name])
     epochs = {"teacher": args.teacher_epochs, "self": args.self_epochs}.get(name, args.epochs)
     changes = {"seed_everything": seed, "trainer.max_epochs": epochs,
                "data.modality": modality, "data.resolution": args.resolution, "data.radar_scale": args.radar_scale,
-               "data.n_sequences": args.sequences, "model.student.modality": modality,
+               "data.n_sequences": args.sequences, "data.window_stride": args.window_stride,
+               "model.student.modality": modality,
                "model.student.image_size": args.resolution, "model.student.radar_shape": list(args.radar_shape)}
     changes.update(SEED_KD[modality].get(name, {}))
     for key, value in changes.items():
@@ -80,7 +79,7 @@ def _fit(name: str, modality: str, args, seed: int, dm, teacher=None):
     import lightning.pytorch as pl
 
     from compress.distill import Distiller, DistillationModule
-    from compress.spec import instantiate
+    from compress.recipe import instantiate
     from tasks.beam_tracking import evaluate
 
     cfg = _config(name, modality, args, seed)
@@ -110,7 +109,7 @@ def _fit(name: str, modality: str, args, seed: int, dm, teacher=None):
 def worker(modality: str, args) -> dict:
     import torch
 
-    from compress.spec import instantiate
+    from compress.recipe import instantiate
     from tasks.beam_tracking import deploy_student
 
     torch.set_num_threads(1)
@@ -234,13 +233,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--teacher-epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--teacher-epochs", type=int, default=15)
     ap.add_argument("--self-epochs", type=int, default=None, help="self-KD epochs (default: the teacher's)")
     ap.add_argument("--self-seeds", type=int, default=1, help="seeds of the teacher-size self-KD run")
-    ap.add_argument("--resolution", type=int, default=64)
-    ap.add_argument("--radar-scale", type=int, default=2)
+    ap.add_argument("--resolution", type=int, default=32)
+    ap.add_argument("--radar-scale", type=int, default=4)
     ap.add_argument("--sequences", type=int, default=136)
+    ap.add_argument("--window-stride", type=int, default=2, help="keep every k-th training window")
     ap.add_argument("--limit-train-batches", type=float, default=1.0)
     ap.add_argument("--modalities", nargs="+", default=["image", "image_radar"])
     ap.add_argument("--no-deploy", dest="deploy", action="store_false")
@@ -299,6 +299,7 @@ def main(argv=None) -> int:
     report["settings"] = {"seeds": args.seeds, "epochs": args.epochs, "teacher_epochs": args.teacher_epochs,
                           "self_epochs": args.self_epochs, "self_seeds": args.self_seeds,
                           "resolution": args.resolution, "radar_shape": list(args.radar_shape),
+                          "window_stride": args.window_stride, "sequences": args.sequences,
                           "minutes": round(total / 60, 2)}
     tmp = out_dir / f"results.json.tmp{os.getpid()}"
     tmp.write_text(json.dumps(report, indent=2))

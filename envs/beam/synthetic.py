@@ -247,7 +247,8 @@ def generate_sequence(cfg: SceneConfig, index: int, length: int | None = None) -
             cam.paint(img, cam.box(ox, opp_y, VEH_LEN, VEH_H, VEH_WID), opp_col)
         for k in range(n_ped):
             px, py = ped_xy[k] + ped_v[k] * DT * t
-            cam.paint(img, cam.box(px, py, PED_W, PED_H), ped_col[k])
+            if py > 2.0:                                         # not (yet) walked out of the view
+                cam.paint(img, cam.box(px, py, PED_W, PED_H), ped_col[k])
         cam.paint(img, cam.box(x[t], y, VEH_LEN, VEH_H, VEH_WID), body)
         cam.paint(img, cam.box(x[t], y, 0.6 * VEH_LEN, 0.35 * VEH_H, ground=0.9 * VEH_H), body * 0.4)
         for th, w in occ:                                        # poles in front of everything

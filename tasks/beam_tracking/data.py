@@ -148,11 +148,6 @@ class BeamDataModule(pl.LightningDataModule):
         self.val_set = WindowSet(self.frames, window_starts(self.frames.seq, val_ids), self.modality)
         self.test_set = WindowSet(self.frames, window_starts(self.frames.seq, test_ids), self.modality)
 
-    @property
-    def step_width(self) -> int:
-        self.setup()
-        return int(self.train_set[[0]]["x"].shape[-1])
-
     def _loader(self, ds: WindowSet, bs: int, shuffle: bool) -> DataLoader:
         # the shuffle follows the global RNG, i.e. the run's seed_everything (not the data seed); the last
         # incomplete training batch is dropped (relation terms need pairs, BatchNorm more than one sample)

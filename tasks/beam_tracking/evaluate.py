@@ -32,11 +32,14 @@ def as_predictor(policy) -> Callable[[torch.Tensor], torch.Tensor]:
         sess = ort_session(path)
         return lambda x: torch.from_numpy(run_onnx(sess, x))
     if isinstance(policy, torch.nn.Module):
-        policy.eval()
-
         def run(x):
-            with torch.no_grad():
-                return policy(x)
+            was_training = policy.training
+            policy.eval()
+            try:
+                with torch.no_grad():
+                    return policy(x)
+            finally:
+                policy.train(was_training)
         return run
     if not callable(policy):
         raise TypeError(f"evaluate: policy must be an nn.Module, an .onnx path or a callable, "
