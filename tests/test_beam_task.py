@@ -94,6 +94,34 @@ def test_training_logs_slot_metrics_equal_to_evaluate(dm):
     assert float(logged["val/top5"]) * 100 == pytest.approx(np.mean(score["top5"]))
 
 
+def test_task_contract_evaluator_tabulates_slots(dm, tmp_path):
+    """BeamEvaluator is the contract's evaluator: EvaluateDeployed writes one group per slot t0..t3 with
+    the same top-k as evaluate(), for the student and for a baseline callable (always beam 0)."""
+    from compress.evaluate import EvaluateDeployed
+    from tasks.beam_tracking import BeamEvaluator
+
+    pl.seed_everything(0, verbose=False)
+    student = BeamStudent("image_radar", **SIZE).eval()
+    module = DistillationModule(student, task_loss=FocalLoss(2.0))
+
+    def beam0(x):
+        logits = torch.zeros(x.shape[0], 4, 64)
+        logits[..., 0] = 1.0
+        return logits
+
+    out = EvaluateDeployed(BeamEvaluator(), seeds=[0], baselines={"beam0": beam0}, artifacts=False)(
+        module, dm, tmp_path)
+    score = evaluate(student, datamodule=dm)
+    table = json.loads((tmp_path / "results.json").read_text())["policies"]
+    assert out["policies"] == table and set(table["student"]) == {"t0", "t1", "t2", "t3"}
+    for s in range(4):
+        assert table["student"][f"t{s}"]["top2"] == pytest.approx(score["top2"][s])
+        hits = (dm.test_set[list(range(len(dm.test_set)))]["y"][:, s] == 0).float().mean().item() * 100
+        assert table["beam0"][f"t{s}"]["top1"] == pytest.approx(hits)   # top-1 of "always beam 0" = share of beam 0
+    with pytest.raises(ValueError, match="ks must be positive"):
+        BeamEvaluator(ks=[0])
+
+
 @pytest.mark.slow
 def test_exported_artifacts_score_like_the_module(dm, tmp_path):
     import onnx

@@ -233,9 +233,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--quick", action="store_true", help="tiny smoke run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--teacher-epochs", type=int, default=15)
-    ap.add_argument("--self-epochs", type=int, default=None, help="self-KD epochs (default: the teacher's)")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--teacher-epochs", type=int, default=10)
+    ap.add_argument("--self-epochs", type=int, default=None, help="self-KD epochs (default: the students')")
     ap.add_argument("--self-seeds", type=int, default=1, help="seeds of the teacher-size self-KD run")
     ap.add_argument("--resolution", type=int, default=32)
     ap.add_argument("--radar-scale", type=int, default=4)
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
         args.seeds, args.epochs, args.teacher_epochs, args.resolution = [0], 1, 1, 32
         args.radar_scale, args.sequences, args.limit_train_batches, args.paper_latency = 4, 14, 3, False
     args.radar_shape = (128 // args.radar_scale, 64 // args.radar_scale)
-    args.self_epochs = args.teacher_epochs if args.self_epochs is None else args.self_epochs
+    args.self_epochs = args.epochs if args.self_epochs is None else args.self_epochs
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.worker:

@@ -8,9 +8,9 @@ metrics, profiling and export are generic (``compress``); recipes ``recipes/beam
 """
 from .data import BeamDataModule, WindowSet
 from .deploy import BeamDeploy, deploy_student
-from .evaluate import as_predictor, evaluate
+from .evaluate import BeamEvaluator, as_predictor, evaluate
 from .student import BeamStudent, StudentCNN
 from .teacher import BeamTeacher
 
-__all__ = ["BeamDataModule", "WindowSet", "BeamTeacher", "BeamStudent", "StudentCNN", "evaluate", "as_predictor",
+__all__ = ["BeamDataModule", "WindowSet", "BeamTeacher", "BeamStudent", "StudentCNN", "evaluate", "as_predictor", "BeamEvaluator",
            "BeamDeploy", "deploy_student"]

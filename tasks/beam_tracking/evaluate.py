@@ -5,6 +5,12 @@ settings; the seed is the synthetic scene's seed), runs ``policy`` on its test w
 the sequences) and returns top-k accuracies in percent per slot t0..t3, averaged over the seeds:
 ``{"top1": [t0, t1, t2, t3], "top2": [...], "top5": [...], "windows": n}``.  A data module may be
 given instead of seeds (its test set is used).
+
+``BeamEvaluator`` is the same scoring as the task contract's evaluator (``compress.task``): bound to a
+run's data module it scores on that module's test windows, otherwise on each seed's data, and returns one
+group per slot, ``{"t0": {"top1": .., "top2": .., "top5": ..}, ..., "t3": {...}}``, so
+``compress.evaluate.EvaluateDeployed`` tabulates policies x slots and ``ClosedLoopMetric`` logs the
+mean over the slots (``val/top2``) for a search.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from compress.metrics import SlotTopK
 
 from .data import BeamDataModule
 
-__all__ = ["evaluate", "as_predictor"]
+__all__ = ["evaluate", "as_predictor", "BeamEvaluator"]
 
 
 def as_predictor(policy) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -67,3 +73,26 @@ def evaluate(policy, seeds: Sequence[int] = (0,), ks: Sequence[int] = (1, 2, 5),
     out = {k: np.mean([s[k] for s in scores], axis=0).tolist() for k in scores[0]}
     out["windows"] = n
     return out
+
+
+class BeamEvaluator:
+    """Task-contract evaluator: ``evaluator(policy, seeds) -> {slot: {topk: percent}}`` (see the module doc).
+
+    Args:
+        ks: the k of the top-k accuracies.
+        **data_kw: ``BeamDataModule`` settings for the per-seed data when no data module is bound.
+    """
+
+    def __init__(self, ks: Sequence[int] = (1, 2, 5), **data_kw):
+        if not ks or any(int(k) < 1 for k in ks):
+            raise ValueError(f"BeamEvaluator: ks must be positive integers, got {list(ks)}")
+        self.ks, self.data_kw, self.datamodule = [int(k) for k in ks], data_kw, None
+
+    def bind(self, datamodule) -> None:
+        if not isinstance(datamodule, BeamDataModule):
+            raise ValueError(f"BeamEvaluator: bind needs a BeamDataModule, got {type(datamodule).__name__}")
+        self.datamodule = datamodule
+
+    def __call__(self, policy, seeds: Sequence[int] = (0,)) -> dict:
+        res = evaluate(policy, seeds, self.ks, datamodule=self.datamodule, **self.data_kw)
+        return {f"t{i}": {f"top{k}": res[f"top{k}"][i] for k in self.ks} for i in range(len(res[f"top{self.ks[0]}"]))}
