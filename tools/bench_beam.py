@@ -9,7 +9,7 @@ scored on the same test windows: top-1/2/5 per slot t0..t3.  Also: parameters an
 convention, 8 input steps: the paper's way) of the paper-size and the bench-size models, and the
 deployed student (fp32 and static int8 ONNX, GRU fp32) with its accuracy and latency.
 
-    python tools/bench_beam.py            # the full table (~45 min on 2 cores)
+    python tools/bench_beam.py            # the full table (<= 45 min on 2 quiet cores)
     python tools/bench_beam.py --json     # ... and the JSON contract on the last line
     python tools/bench_beam.py --quick    # a tiny smoke run (minutes)
 
@@ -240,7 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--resolution", type=int, default=32)
     ap.add_argument("--radar-scale", type=int, default=4)
     ap.add_argument("--sequences", type=int, default=136)
-    ap.add_argument("--window-stride", type=int, default=2, help="keep every k-th training window")
+    ap.add_argument("--window-stride", type=int, default=4, help="keep every k-th training window")
     ap.add_argument("--limit-train-batches", type=float, default=1.0)
     ap.add_argument("--modalities", nargs="+", default=["image", "image_radar"])
     ap.add_argument("--no-deploy", dest="deploy", action="store_false")
