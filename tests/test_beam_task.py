@@ -175,7 +175,8 @@ def test_full_resolution_models_train_a_short_run(tmp_path):
         pl.seed_everything(0, verbose=False)
         teacher = BeamTeacher(modality)
         student = BeamStudent(modality)
-        for net, distiller in ((teacher, None), (student, Distiller(teacher, [terms.KL(T=4.0, weight=0.3)]))):
+        for net, kd in ((teacher, False), (student, True)):     # the Distiller freezes its teacher: build it after
+            distiller = Distiller(teacher, [terms.KL(T=4.0, weight=0.3)]) if kd else None
             before = [p.detach().clone() for p in net.parameters()]
             module = DistillationModule(net, distiller, task_loss=FocalLoss(2.0), task_weight=0.7, lr=1e-3)
             pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=0, accelerator="cpu", logger=False,
