@@ -1,6 +1,6 @@
 """Link-adaptation benchmark: OLLA vs teachers vs single- and multi-policy students, per scenario.
 
-    python tools/bench_la.py [--json] [--env-speed] [--plot PATH] [--seeds 100 101]
+    python tools/bench_la.py [--json] [--env-speed] [--plot PATH] [--seeds 100 101] [--reuse | --from-results]
 
 Runs recipes/la_single_teacher.yaml and recipes/la_multi_teacher.yaml as ``python -m compress fit`` does
 (``compress.cli.run_recipe``; teachers are cached by recipe hash, students retrained unless ``--reuse``): their
@@ -132,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ttis", type=int, default=600)
     ap.add_argument("--reuse", action="store_true", help="score the finished runs in runs/la_* instead of "
                     "retraining the students")
+    ap.add_argument("--from-results", action="store_true", help="tabulate the finished runs' results.json "
+                    "(runs/la_{single,multi}_teacher) without running the recipes again")
     ap.add_argument("--retune", action="store_true", help="redo the OLLA grid search even if cached")
     a = ap.parse_args(argv)
     os.chdir(ROOT)
@@ -159,8 +161,13 @@ def main(argv=None) -> int:
               f"--after_fit.0.init_args.evaluator.init_args.n_tti={a.ttis}"]
     res = {}
     for k in ("single", "multi"):
-        run = run_recipe("fit", f"recipes/la_{k}_teacher.yaml", extra)
-        res[k] = json.loads((Path(run.run_dir) / "results.json").read_text())
+        run_dir = Path(f"runs/la_{k}_teacher")
+        if not a.from_results:
+            run_dir = Path(run_recipe("fit", f"recipes/la_{k}_teacher.yaml", extra).run_dir)
+        res[k] = json.loads((run_dir / "results.json").read_text())
+        if a.from_results and res[k].get("seeds") != list(a.seeds):
+            raise SystemExit(f"error: {run_dir}/results.json was scored on seeds {res[k].get('seeds')}, "
+                             f"not {list(a.seeds)}: rerun without --from-results")
     pol = {k: r["policies"] for k, r in res.items()}
     scenarios = list(pol["multi"]["olla"])
     tuned = tuned_olla(scenarios, a.ttis, a.retune)

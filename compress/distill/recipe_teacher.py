@@ -9,6 +9,9 @@ loads them with ``weights_only=True``.  Editing the teacher recipe, or code it r
 ``envs/``, the task's data module), changes the hash, so a stale teacher is never reused; third-party
 package versions are not part of the key.
 
+``overrides`` (``{"data.modality": "image_radar", ...}``, the CLI's dotted overrides) train and build a
+variant of the recipe; they are part of the cache key.
+
 Processes that need the same missing teacher take turns (a lock beside the cache file): it is trained
 once.  A failure in the teacher's recipe is reported once, naming that recipe's file and key (the
 parent recipe's validation already checked it; a failure while it trains comes back from the child).
@@ -25,7 +28,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import RecipeError, UserError
-from ..recipe import any_class_allowed, instantiate, load_recipe
+from ..recipe import any_class_allowed, apply_override, instantiate, load_recipe
 from ..run.children import run_child
 from .teacher_cache_key import recipe_sources, sources_digest
 from .teachers import Checkpoint
@@ -33,46 +36,61 @@ from .teachers import Checkpoint
 __all__ = ["RecipeTeacher", "teacher_cache_path"]
 
 
-def teacher_cache_path(recipe: str | Path, cache_dir: str | Path = "cache/teachers", cfg: dict | None = None) -> Path:
+def teacher_cache_path(recipe: str | Path, cache_dir: str | Path = "cache/teachers", cfg: dict | None = None,
+                       overrides: dict | None = None) -> Path:
     """``<cache_dir>/<stem>-<hash>.pt``; ``cfg`` is the parsed recipe when the caller already has it."""
     recipe = Path(recipe)
     cfg = load_recipe(recipe) if cfg is None else cfg
-    digest = sources_digest(recipe_sources(cfg), extra=recipe.read_bytes())[:10]
+    extra = recipe.read_bytes() + (repr(sorted(overrides.items())).encode() if overrides else b"")
+    digest = sources_digest(recipe_sources(cfg), extra=extra)[:10]
     return Path(cache_dir) / f"{recipe.stem}-{digest}.pt"
 
 
+def _override_args(overrides: dict | None) -> list[str]:
+    """The overrides as the child's command-line options (``--data.modality=image_radar``)."""
+    import yaml
+
+    return [f"--{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for k, v in (overrides or {}).items()]
+
+
 class RecipeTeacher(nn.Module):
-    def __init__(self, recipe: str, checkpoint: str | None = None, cache_dir: str = "cache/teachers"):
+    def __init__(self, recipe: str, checkpoint: str | None = None, cache_dir: str = "cache/teachers",
+                 overrides: dict | None = None):
         super().__init__()
         recipe_path = Path(recipe)
         if not recipe_path.is_file():
             raise UserError(f"teacher recipe not found: {recipe}")
         cfg = load_recipe(recipe_path)
+        if overrides is not None and not isinstance(overrides, dict):
+            raise UserError(f"teacher recipe overrides must be a mapping of dotted keys, got {overrides!r}")
+        for key, value in (overrides or {}).items():
+            apply_override(cfg, key, value)
         try:
             spec = cfg["model"]["init_args"]["student"]
         except (KeyError, TypeError):
             raise RecipeError(f"{recipe}: a teacher recipe needs model.init_args.student") from None
-        ckpt = Path(checkpoint) if checkpoint else teacher_cache_path(recipe_path, cache_dir, cfg)
+        ckpt = Path(checkpoint) if checkpoint else teacher_cache_path(recipe_path, cache_dir, cfg, overrides)
         if not ckpt.is_file():
             if checkpoint:
                 raise UserError(f"teacher checkpoint not found: {checkpoint}")
-            self._train_once(recipe_path, ckpt)
+            self._train_once(recipe_path, ckpt, _override_args(overrides))
         module = instantiate(spec, f"{recipe}: model.init_args.student")
         self.module = Checkpoint(module, str(ckpt)).module
         self.recipe, self.checkpoint = str(recipe_path), str(ckpt)
 
     @classmethod
-    def _train_once(cls, recipe: Path, ckpt: Path) -> None:
+    def _train_once(cls, recipe: Path, ckpt: Path, overrides: list[str]) -> None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         with open(ckpt.with_name(ckpt.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # another process training the same teacher: wait for it
             if not ckpt.is_file():
-                cls._train(recipe, ckpt)
+                cls._train(recipe, ckpt, overrides)
 
     @staticmethod
-    def _train(recipe: Path, ckpt: Path) -> None:
+    def _train(recipe: Path, ckpt: Path, overrides: list[str]) -> None:
         print(f"[compress] teacher weights {ckpt} missing: training them from {recipe}", flush=True)
-        cmd = [sys.executable, "-m", "compress", "fit", str(recipe), f"--export.checkpoint={ckpt}",
+        cmd = [sys.executable, "-m", "compress", "fit", str(recipe), *overrides, f"--export.checkpoint={ckpt}",
                f"--run_dir={ckpt.with_suffix('')}-run"]
         if any_class_allowed():
             cmd.append("--allow-any-class")

@@ -9,6 +9,7 @@ Public API (stable; other parts of the framework, e.g. compress.profile and tool
     check_input(session_or_path, x) -> np.ndarray  # ValueError naming expected vs got shape
     run_onnx(session_or_path, x) -> np.ndarray     # check_input + run, first output
     export_onnx_int8(qat_model, example_input, path) -> Path      # QDQ int8 ONNX of a QAT-prepared model
+    quantize_onnx_static(fp32_onnx, out, calibration) -> Path     # post-training static QDQ int8 of any ONNX graph
     export_c(model, out_dir, name="student", int8=False) -> dict  # {"c", "h", "harness"} -> Path
     compile_c(sources, out_path, *, shared=False, flags=("-O3", "-march=native")) -> Path
     UnsupportedLayerError (ValueError)            # one-line: layer path and type
@@ -21,6 +22,7 @@ from compress.export.onnx_export import check_input, export_onnx, load_onnx, ort
 from compress.export.c_export import compile_c, export_c
 from compress.export.artifacts import export_all
 from compress.export.onnx_int8 import export_onnx_int8
+from compress.export.ort_static import quantize_onnx_static
 
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "check_input",
     "run_onnx",
     "export_onnx_int8",
+    "quantize_onnx_static",
     "export_c",
     "compile_c",
     "UnsupportedLayerError",

@@ -27,6 +27,7 @@ _LAZY = {
     "DEFAULT_RUNTIMES": "compress.profile.profile",
     "LayerStat": "compress.profile.counting",
     "count_layers": "compress.profile.counting",
+    "count_totals": "compress.profile.counting",
     "measure_latency": "compress.profile.latency",
     "RUNTIMES": "compress.profile.latency",
     "main": "compress.profile.cli",

@@ -12,6 +12,11 @@ Formulas (per forward of the given input, B = batch*spatial positions handled by
 - RNN/GRU/LSTM: per time step, layer and direction: G * H * (input_size_l + H), with G = 1/3/4
   gates (input_size_l = input size for layer 0, H * directions above it; LSTM projections add H*P)
 - MultiheadAttention: the four projections + the two attention matmuls
+
+``convention="thop"`` counts instead as the ``thop`` package does (what many papers call FLOPs, e.g.
+the beam-tracking seed's Table II): its rules and its module walk (norms and average pools counted,
+modules without a rule -- ``nn.MultiheadAttention`` among them -- neither ops nor parameters), see
+``compress.profile.thop_convention``.  ``LayerStat.macs`` then holds the operations in that convention.
 """
 from __future__ import annotations
 
@@ -23,7 +28,9 @@ from torch import nn
 
 from compress.errors import UserError
 
-__all__ = ["LayerStat", "count_layers", "check_input_fits"]
+__all__ = ["LayerStat", "count_layers", "count_totals", "check_input_fits", "CONVENTIONS"]
+
+CONVENTIONS = ("macs", "thop")
 
 
 @dataclass
@@ -96,12 +103,16 @@ _COUNTED = (nn.Linear, nn.modules.conv._ConvNd, nn.RNNBase, nn.RNNCell, nn.GRUCe
             nn.MultiheadAttention)
 
 
-def count_layers(model: nn.Module, example_input) -> list[LayerStat]:
+def count_layers(model: nn.Module, example_input, convention: str = "macs") -> list[LayerStat]:
     """One forward pass (eval mode, no grad) with hooks; returns leaf/counted layers in call order.
 
     Parameters are attributed to the module that owns them directly; layers never called still
-    appear (with 0 MACs) so the parameter total is exact.
+    appear (with 0 MACs) so the parameter total is exact.  ``convention="thop"``: see the module docstring.
     """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown counting convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+    if convention == "thop":
+        return _count_thop(model, example_input)
     stats: dict[str, LayerStat] = {}
     handles = []
     names = {}
@@ -134,6 +145,54 @@ def count_layers(model: nn.Module, example_input) -> list[LayerStat]:
             h.remove()
         model.train(was_training)
     return list(stats.values())
+
+
+def _run(model: nn.Module, example_input, handles) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+            model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+
+def _count_thop(model: nn.Module, example_input) -> list[LayerStat]:
+    from compress.profile.thop_convention import has_thop_rule, thop_rule
+
+    ruled: list[tuple[str, nn.Module]] = []
+
+    def walk(module: nn.Module, prefix: str) -> None:
+        if has_thop_rule(module):
+            ruled.append((prefix, module))
+            return
+        for name, child in module.named_children():
+            walk(child, f"{prefix}.{name}" if prefix else name)
+
+    walk(model, "")
+    stats = {name: LayerStat(name or "<root>", type(m).__name__, sum(p.numel() for p in m.parameters()), 0, [])
+             for name, m in ruled}
+    handles = []
+    for name, m in ruled:
+        def hook(mod, inputs, output, _name=name):
+            st = stats[_name]
+            st.macs += thop_rule(mod, inputs, output)
+            out = _first_tensor(output)
+            st.out_shape = list(out.shape) if out is not None else []
+        handles.append(m.register_forward_hook(hook))
+    _run(model, example_input, handles)
+    return list(stats.values())
+
+
+def count_totals(model: nn.Module, example_input, convention: str = "macs") -> tuple[int, int]:
+    """``(parameters, operations)`` of one forward pass in ``convention`` ("macs": every parameter and
+    MACs; "thop": the parameters and operations thop reports)."""
+    layers = count_layers(model, example_input, convention)
+    params = sum(p.numel() for p in model.parameters()) if convention == "macs" else sum(x.params for x in layers)
+    return params, sum(x.macs for x in layers)
 
 
 def _ancestors(model: nn.Module, name: str):
