@@ -3,6 +3,7 @@ CSI reports, bad actions, and the PF baselines."""
 import numpy as np
 import pytest
 
+from envs.errors import EnvError
 from envs.scheduler import state
 from envs.scheduler.baselines import BaselineSDS, PFGreedySDS, SUPF
 from envs.scheduler.env import SchedulerEnv
@@ -195,9 +196,9 @@ def test_same_seed_same_numbers():
 
 def test_bad_actions_are_clear_errors(env1):
     obs, info = env1.reset(seed=5)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(EnvError, match="shape"):
         env1.step(np.zeros(21, np.int64))
-    with pytest.raises(ValueError, match="0..10"):
+    with pytest.raises(EnvError, match="0..10"):
         env1.step(np.full((21, 18), 11))
     with pytest.raises(TypeError, match="integers"):
         env1.step(np.zeros((21, 18)))

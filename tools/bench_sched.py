@@ -98,12 +98,22 @@ def run_traffic(traffic: str, pols: dict, drops: int, n_tti: int, warmup: int, s
         t0 = time.process_time()
         k = env.run(make(), n_tti=n_tti, warmup=warmup, seed=seed)
         k["cpu_s"] = time.process_time() - t0
+        k["std_over_drops"] = per_drop_spread(k, traffic, drops)
         res[name] = k
         s = k[traffic]
         print(f"  {traffic:4s} {name:14s} p5 {s['p5']:8.2f}  median {s['median']:8.2f}  geomean {s['geomean']:8.2f} Mbit/s"
               f"  UEs/RBG {k['ues_per_used_rbg']:.2f} layers/RBG {k['layers_per_used_rbg']:.2f}  BLER {k['bler']:.3f}"
               f"  ({k['cpu_s']:.0f} s)", flush=True)
     return res
+
+
+def per_drop_spread(k: dict, traffic: str, drops: int) -> dict:
+    """Std over drops of each drop's p5 / median / geomean (UEs are stored drop by drop)."""
+    from envs.scheduler import kpi
+    sel = k["is_ftp"] if traffic == "ftp3" else ~k["is_ftp"]
+    x = np.asarray(k["throughput_bps"])
+    per = [kpi.summary(part[m]) for part, m in zip(np.array_split(x, drops), np.array_split(sel, drops))]
+    return {key: float(np.std([p[key] for p in per])) for key in KEYS}
 
 
 def plot(res: dict, path: Path) -> None:

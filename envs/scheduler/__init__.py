@@ -22,7 +22,7 @@ What it simulates (the seed's Table 4; one file per concern):
 Set-ups: ``SchedulerEnv(setup="training")`` (18 PRBs in 18 RBGs, abs(L) = 4, 420 UEs, 50/50 FB/FTP3 at
 1.5 kB x 500/s, 1 drop) and ``setup="evaluation"`` (273 PRBs in 18 RBGs of 16, abs(L) = 8, 210 UEs,
 ``traffic="fb"`` or ``"ftp3"`` at 0.5 MB x 20/s, 10 drops); any :class:`SchedConfig` field can be
-overridden by keyword, bad values raise one ``ValueError`` naming the setting.
+overridden by keyword, bad values raise one ``envs.errors.EnvError`` (a ``ValueError``) naming the setting.
 
 API (Gymnasium vector env; every cell of every drop is one sub-env, ``num_envs = 21 x n_drops``)::
 

@@ -41,6 +41,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from envs import nr
+from envs.errors import EnvError
 from envs.scheduler import antenna, csi, kpi, mumimo, state
 from envs.scheduler.channel import LinkChannels, bmm
 from envs.scheduler.config import SchedConfig
@@ -304,11 +305,11 @@ class SchedulerEnv(VectorEnv):
         a = np.asarray(actions)
         want = (self.E, self.M) if rbg is None else (self.E,)
         if a.shape != want:
-            raise ValueError(f"actions must have shape {want} for design {self.cfg.design!r}, got {a.shape}")
+            raise EnvError(f"actions must have shape {want} for design {self.cfg.design!r}, got {a.shape}")
         if a.size and not np.issubdtype(a.dtype, np.integer):
             raise TypeError(f"actions must be integers 0..{self.U} (candidate or {self.U} = none), got {a.dtype}")
         if a.size and (a.min() < 0 or a.max() > self.U):
-            raise ValueError(f"actions must be in 0..{self.U} ({self.U} = no allocation), got {a.min()}..{a.max()}")
+            raise EnvError(f"actions must be in 0..{self.U} ({self.U} = no allocation), got {a.min()}..{a.max()}")
         a = a.reshape(self.E, Ms).astype(np.int64)
         sc = self.scores
         r_pf, v, ok = state.decision_rewards(sc["dpf"], sc["valid"], a)

@@ -23,6 +23,7 @@ import numpy as np
 
 from envs import bler as _bler
 from envs import nr
+from envs.errors import EnvError
 
 MCS_TABLE, CQI_TABLE = 2, 2
 GRID_LO, GRID_HI, GRID_STEP = -30.0, 50.0, 0.05
@@ -96,7 +97,7 @@ class LinkTables:
         """TBS in bits (38.214 5.1.3.2) for arrays of MCS, allocated PRBs (sum of RBGs) and layers 1..2."""
         idx = self._prb_index[np.asarray(n_prb)]
         if np.any(idx < 0):
-            raise ValueError("n_prb must be a sum of whole RBGs of this set-up")
+            raise EnvError("n_prb must be a sum of whole RBGs of this set-up")
         return self._tbs[np.asarray(layers) - 1, idx, np.asarray(mcs)]
 
     def bler(self, mcs: np.ndarray, eff_db: np.ndarray, n_prb: np.ndarray, layers: np.ndarray) -> np.ndarray:
