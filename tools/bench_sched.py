@@ -61,7 +61,10 @@ warm = int(sys.argv[3])
 for design, n_tti in (("1lds", int(sys.argv[1])), ("2lds", int(sys.argv[2]))):
     env = SchedulerEnv(setup="training", design=design, seed=0)
     rng = np.random.default_rng(0)
-    policy = lambda obs, info: (rng.random(info["action_mask"].shape) * info["action_mask"]).argmax(-1)
+    def policy(obs, info):                       # a random valid choice on every branch
+        m = info["action_mask"].reshape(env.E, -1, env.U + 1)
+        a = (rng.random(m.shape) * m).argmax(-1)
+        return a if design == "1lds" else a[:, 0]
     obs, info = env.reset()
     for _ in range(warm * env.n_stages):
         obs, r, _, _, info = env.step(policy(obs, info))

@@ -17,7 +17,10 @@ and their CSI measured (reports reach the gNB ``csi_delay`` slots later).
 
 ``step`` returns ``obs, reward, terminated, truncated, info`` for the *next* stage; ``info`` holds:
 
-* ``action_mask`` (E, N_RBG, abs(U)+1) or (E, abs(U)+1): valid choices of the next stage;
+* ``action_mask`` (E, N_RBG x (abs(U)+1)) for 1LDS (RBG-major: entry m (abs(U)+1) + u is candidate u on
+  RBG m; ``.reshape(E, N_RBG, abs(U)+1)`` gives it per RBG) or (E, abs(U)+1) for 2LDS: valid choices of the
+  next stage, flat per sub-env as ``compress.rl`` expects (one row of concatenated branches);
+  ``final_info["action_mask"]``: the mask of ``final_obs`` when an episode was truncated;
 * ``scores``: the next stage's candidate scores from the scheduler's MU-MIMO estimate, ``dpf`` (change of
   the RBG's PF sum), ``dthr`` (change of its throughput, bit/s), ``valid`` - what the PF heuristics
   decide on (they would compute exactly this from CSI; the env computes it for every policy anyway,
@@ -289,7 +292,8 @@ class SchedulerEnv(VectorEnv):
     def _stage_info(self, extra: dict | None = None) -> dict:
         layer, rbg = self._stage_pos()
         sq = (lambda x: x[:, 0]) if rbg is not None else (lambda x: x)
-        info = {"action_mask": sq(self.mask), "scores": {k: sq(v) for k, v in self.scores.items()},
+        mask = sq(self.mask).reshape(self.E, -1)                   # flat branches (compress.rl's layout)
+        info = {"action_mask": mask, "scores": {k: sq(v) for k, v in self.scores.items()},
                 "layer": layer, "tti": self.t, "P": self.P}
         if rbg is not None:
             info["rbg"] = rbg
@@ -352,7 +356,8 @@ class SchedulerEnv(VectorEnv):
             final = obs
             self._episode += 1
             obs, info_new = self._start_episode()
-            info = {**info, **info_new, "final_obs": final, "_final_obs": truncated.copy()}
+            info = {**info, **info_new, "final_obs": final, "_final_obs": truncated.copy(),
+                    "final_info": {"action_mask": info["action_mask"]}}
         return obs, shape(reward), np.zeros(self.E, bool), truncated, info
 
     # ================================================================================ TTI: realise
