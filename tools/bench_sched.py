@@ -1,6 +1,6 @@
 """MU-MIMO scheduler benchmark: the seed's Table 1 KPIs for SU-MIMO PF, the baseline SDS and PF greedy SDS.
 
-    python tools/bench_sched.py [--json] [--drops 10] [--ttis 400] [--warmup 150] [--quick]
+    python tools/bench_sched.py [--json] [--drops 10] [--ttis 400] [--warmup 150] [--jobs 1] [--quick]
 
 Evaluation set-up of the seed (``envs.scheduler``: 21 cells, 210 UEs, 273 PRBs in 18 RBGs of 16, abs(L) = 8),
 full buffer and FTP Model 3 (0.5 MB at 20 files/s) separately, ``--drops`` random drops run as one batched
@@ -92,22 +92,48 @@ def env_speed(n_tti: int = 40, n_tti_2lds: int = 10, warm: int = 20) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_traffic(traffic: str, pols: dict, drops: int, n_tti: int, warmup: int, seed: int) -> dict:
-    """KPIs of every policy on the same ``drops`` drops of the evaluation set-up."""
+def _score(job: tuple) -> tuple:
+    """One policy on the ``drops`` drops of one traffic model (a worker of ``--jobs``)."""
+    traffic, name, drops, n_tti, warmup, seed = job
+    import torch
+    torch.set_num_threads(1)
     from envs.scheduler.env import SchedulerEnv
     env = SchedulerEnv(setup="evaluation", traffic=traffic, n_drops=drops, seed=seed)
-    res = {}
-    for name, make in pols.items():
-        t0 = time.process_time()
-        k = env.run(make(), n_tti=n_tti, warmup=warmup, seed=seed)
-        k["cpu_s"] = time.process_time() - t0
-        k["std_over_drops"] = per_drop_spread(k, traffic, drops)
-        res[name] = k
-        s = k[traffic]
-        print(f"  {traffic:4s} {name:14s} p5 {s['p5']:8.2f}  median {s['median']:8.2f}  geomean {s['geomean']:8.2f} Mbit/s"
-              f"  UEs/RBG {k['ues_per_used_rbg']:.2f} layers/RBG {k['layers_per_used_rbg']:.2f}  BLER {k['bler']:.3f}"
-              f"  ({k['cpu_s']:.0f} s)", flush=True)
-    return res
+    t0 = time.process_time()
+    k = env.run(policies()[name](), n_tti=n_tti, warmup=warmup, seed=seed)
+    k["cpu_s"] = time.process_time() - t0
+    k["std_over_drops"] = per_drop_spread(k, traffic, drops)
+    return traffic, name, k
+
+
+def _report(traffic: str, name: str, k: dict) -> None:
+    s = k[traffic]
+    print(f"  {traffic:4s} {name:14s} p5 {s['p5']:8.2f}  median {s['median']:8.2f}  geomean {s['geomean']:8.2f} Mbit/s"
+          f"  UEs/RBG {k['ues_per_used_rbg']:.2f} layers/RBG {k['layers_per_used_rbg']:.2f}  BLER {k['bler']:.3f}"
+          f"  ({k['cpu_s']:.0f} s)", flush=True)
+
+
+def run_all(names: list, drops: int, n_tti: int, warmup: int, seed: int, jobs: int = 1) -> dict:
+    """KPIs of every policy on the same drops and random numbers of the evaluation set-up, FB and FTP3:
+    {traffic: {policy: kpis}}. ``jobs`` > 1 runs (traffic, policy) pairs in worker processes (the
+    numbers are the same: each worker builds the same seeded drops)."""
+    todo = [(tr, n, drops, n_tti, warmup, seed) for tr in ("fb", "ftp3") for n in names]
+    res = {"fb": {}, "ftp3": {}}
+    if jobs <= 1:
+        for job in todo:
+            tr, n, k = _score(job)
+            res[tr][n] = k
+            _report(tr, n, k)
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(_score, job) for job in todo]):
+                tr, n, k = fut.result()
+                res[tr][n] = k
+                _report(tr, n, k)
+    return {tr: {n: res[tr][n] for n in names} for tr in res}       # policy order as given
 
 
 def per_drop_spread(k: dict, traffic: str, drops: int) -> dict:
@@ -164,6 +190,7 @@ def main(argv=None) -> int:
     ap.add_argument("--policies", default=None, help="comma-separated subset of " + ",".join(policies()))
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 drop, 20 + 10 TTIs, short speed test")
     ap.add_argument("--out", default="runs/bench_sched", help="folder for the PNG and results.json")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes for the (traffic, policy) runs (same numbers)")
     a = ap.parse_args(argv)
     if a.quick:
         a.drops, a.ttis, a.warmup = 1, 20, 10
@@ -185,9 +212,7 @@ def main(argv=None) -> int:
     print(f"env speed (training set-up, 1512 decisions per TTI, one thread): 1LDS {sp1['tti_cpu_ms_best']:.1f} ms/TTI "
           f"CPU (wall: best {sp1['tti_ms_best']:.1f}, median {sp1['tti_ms_median']:.1f}); 2LDS {sp2['tti_cpu_ms_best']:.1f} "
           f"ms/TTI CPU (wall {sp2['tti_ms_best']:.1f})", flush=True)
-    res = {}
-    for tr in ("fb", "ftp3"):
-        res[tr] = run_traffic(tr, pols, a.drops, a.ttis, a.warmup, a.seed)
+    res = run_all(list(pols), a.drops, a.ttis, a.warmup, a.seed, a.jobs)
     contract = {"fb": {}, "ftp3": {}, "gains_over_baseline_sds": {"fb": {}, "ftp3": {}},
                 "env": {"tti_ms_train": float(sp1["tti_cpu_ms_best"]),
                         "decisions_per_s": float(sp1["decisions_per_tti"] / sp1["tti_cpu_ms_best"] * 1e3)},

@@ -49,6 +49,7 @@ from envs.scheduler import antenna, csi, kpi, mumimo, state
 from envs.scheduler.channel import LinkChannels, bmm
 from envs.scheduler.config import SchedConfig
 from envs.scheduler.deployment import N_CELLS, cached_drop
+from envs.scheduler.ops import ssum
 from envs.scheduler.link import LinkTables
 from envs.scheduler.traffic import Traffic
 
@@ -378,7 +379,7 @@ class SchedulerEnv(VectorEnv):
             ug, mi = np.where(valid, slot_ue, self.n_ue), np.arange(M)[None, :, None]
             VT = self.pmi_t[ug, mi].reshape(E, M, 2 * L, 32)                      # row 2j + a: layer a of layer-j UE
             GT = bmm(np.swapaxes(sets.Q, 2, 3), VT)                              # G^T = (V Q)^T: RZF on the PMIs
-            GT *= 1.0 / np.sqrt(np.maximum((GT.real ** 2 + GT.imag ** 2).sum(-1, keepdims=True), 1e-30))
+            GT *= 1.0 / np.sqrt(np.maximum(ssum(GT.real ** 2 + GT.imag ** 2)[..., None], 1e-30))
             ch = self.channels
             Hs = ch.H_srv[np.minimum(ug, self.n_ue - 1), mi].reshape(E * M, L * 4, 32)   # every slot's serving channel
             T0 = bmm(Hs, np.swapaxes(GT.reshape(E * M, 2 * L, 32), 1, 2)).reshape(E, M, L, 4, 2 * L)[e_v, m_v, j_v]
