@@ -210,9 +210,9 @@ RBG_TABLE = ((1, 36, 2, 4), (37, 72, 4, 8), (73, 144, 8, 16), (145, 275, 16, 16)
 def nominal_rbg_size(n_bwp: int, config: int = 1) -> int:
     """Nominal RBG size P for a BWP of ``n_bwp`` PRBs (TS 38.214 Table 5.1.2.2.1-1, config 1 or 2)."""
     if isinstance(n_bwp, bool) or not isinstance(n_bwp, (int, np.integer)) or not 1 <= n_bwp <= 275:
-        raise ValueError(f"n_bwp must be an integer PRB count in 1..275, got {n_bwp!r}")
+        raise EnvError(f"n_bwp must be an integer PRB count in 1..275, got {n_bwp!r}")
     if config not in (1, 2):
-        raise ValueError(f"RBG configuration must be 1 or 2, got {config!r}")
+        raise EnvError(f"RBG configuration must be 1 or 2, got {config!r}")
     for lo, hi, p1, p2 in RBG_TABLE:
         if lo <= n_bwp <= hi:
             return p1 if config == 1 else p2
@@ -227,7 +227,7 @@ def rbg_sizes(n_bwp: int, p: int, n_start: int = 0) -> np.ndarray:
     ``rbg_sizes(273, 16)`` gives 17 RBGs of 16 PRBs and a last one of 1 PRB.
     """
     if n_bwp < 1 or p < 1 or n_start < 0:
-        raise ValueError(f"need n_bwp >= 1, p >= 1, n_start >= 0, got {n_bwp}, {p}, {n_start}")
+        raise EnvError(f"need n_bwp >= 1, p >= 1, n_start >= 0, got {n_bwp}, {p}, {n_start}")
     n_rbg = -(-(n_bwp + n_start % p) // p)
     sizes = np.full(n_rbg, p, dtype=np.int64)
     sizes[0] = p - n_start % p

@@ -3,6 +3,7 @@ CSI reports, bad actions, and the PF baselines."""
 import numpy as np
 import pytest
 
+from envs.errors import EnvError
 from envs.scheduler import state
 from envs.scheduler.baselines import BaselineSDS, PFGreedySDS, SUPF
 from envs.scheduler.env import SchedulerEnv
@@ -17,8 +18,9 @@ def _env(**kw):
 
 def _random_valid(rng):
     def policy(obs, info):
-        m = info["action_mask"]
-        return (rng.random(m.shape) * m).argmax(-1)
+        m = info["action_mask"].reshape(21, -1, 11)
+        a = (rng.random(m.shape) * m).argmax(-1)
+        return a if a.shape[1] > 1 else a[:, 0]
     return policy
 
 
@@ -30,7 +32,7 @@ def env1():
 def test_state_sizes_and_normalisation(env1):
     obs, info = env1.reset(seed=5)
     assert obs.shape == (21, 410) == (env1.num_envs, *env1.single_observation_space.shape)   # 10 x (5 + 2 x 18)
-    assert info["action_mask"].shape == (21, 18, 11) and info["action_mask"][..., 10].all()
+    assert info["action_mask"].shape == (21, 18 * 11) and info["action_mask"].reshape(21, 18, 11)[..., 10].all()
     pol = _random_valid(np.random.default_rng(0))
     seen = []
     for _ in range(6 * env1.n_stages):
@@ -58,7 +60,7 @@ def test_invariants_over_a_run(env1):
         sc = info["scores"]
         assert (sc["rate"] >= 0).all() and np.isfinite(sc["dpf"]).all()
         a = rng.integers(0, 11, size=(21, 18))                          # also masked choices
-        masked = ~np.take_along_axis(info["action_mask"], a[..., None], -1)[..., 0]
+        masked = ~np.take_along_axis(info["action_mask"].reshape(21, 18, 11), a[..., None], -1)[..., 0]
         before = env1.sets.slot_cand.copy()
         layer = info["layer"]
         obs, r, _, _, info = env1.step(a)
@@ -195,9 +197,9 @@ def test_same_seed_same_numbers():
 
 def test_bad_actions_are_clear_errors(env1):
     obs, info = env1.reset(seed=5)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(EnvError, match="shape"):
         env1.step(np.zeros(21, np.int64))
-    with pytest.raises(ValueError, match="0..10"):
+    with pytest.raises(EnvError, match="0..10"):
         env1.step(np.full((21, 18), 11))
     with pytest.raises(TypeError, match="integers"):
         env1.step(np.zeros((21, 18)))

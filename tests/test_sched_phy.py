@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from envs import nr
+from envs.errors import EnvError
 from envs.scheduler import antenna, mumimo
 from envs.scheduler.channel import LinkChannels
 
@@ -75,7 +76,7 @@ def test_rbg_sizes():
     s = nr.rbg_sizes(10, 4, n_start=3)       # ceil((10 + 3) / 4) = 4: first 4 - 3 = 1, last 13 mod 4 = 1
     assert s.tolist() == [1, 4, 4, 1]
     assert nr.rbg_sizes(18, 1).tolist() == [1] * 18
-    with pytest.raises(ValueError, match="n_bwp"):
+    with pytest.raises(EnvError, match="n_bwp"):
         nr.nominal_rbg_size(276)
 
 

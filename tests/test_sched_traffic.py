@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from envs.errors import EnvError
 from envs.scheduler import kpi
 from envs.scheduler.config import SchedConfig
 from envs.scheduler.traffic import INF_BITS, Traffic
@@ -66,8 +67,9 @@ def test_geomean_replaces_zeros_by_ones_and_summary():
     ({"n_layers": 4}, "unknown setting"),
 ])
 def test_bad_settings_are_one_clear_error(kw, key):
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(EnvError, match=key) as e:          # EnvError: a ValueError the CLI prints as one line
         SchedConfig.preset("evaluation", **kw)
+    assert "\n" not in str(e.value) and e.value.user_error
 
 
 def test_presets_are_the_seeds_setups():
@@ -76,5 +78,5 @@ def test_presets_are_the_seeds_setups():
     assert (ev.n_prb, ev.rbg_size, ev.n_rbg, ev.max_layers, ev.n_ue_per_cell * 21, ev.n_drops) == (273, 16, 18, 8, 210, 10)
     assert tr.ftp_file_bytes * tr.ftp_files_per_s == 750_000 and ev.ftp_file_bytes * ev.ftp_files_per_s == 1e7
     assert tr.drop.n_ue_per_cell == 20
-    with pytest.raises(ValueError, match="setup"):
+    with pytest.raises(EnvError, match="setup"):
         SchedConfig.preset("testing")

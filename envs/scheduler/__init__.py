@@ -22,7 +22,7 @@ What it simulates (the seed's Table 4; one file per concern):
 Set-ups: ``SchedulerEnv(setup="training")`` (18 PRBs in 18 RBGs, abs(L) = 4, 420 UEs, 50/50 FB/FTP3 at
 1.5 kB x 500/s, 1 drop) and ``setup="evaluation"`` (273 PRBs in 18 RBGs of 16, abs(L) = 8, 210 UEs,
 ``traffic="fb"`` or ``"ftp3"`` at 0.5 MB x 20/s, 10 drops); any :class:`SchedConfig` field can be
-overridden by keyword, bad values raise one ``ValueError`` naming the setting.
+overridden by keyword, bad values raise one ``envs.errors.EnvError`` (a ``ValueError``) naming the setting.
 
 API (Gymnasium vector env; every cell of every drop is one sub-env, ``num_envs = 21 x n_drops``)::
 
@@ -30,14 +30,15 @@ API (Gymnasium vector env; every cell of every drop is one sub-env, ``num_envs =
     obs, info = env.reset()                          # obs (E, 410): state of user layer 1, all RBGs
     while True:
         logits = actor(obs)                          # (E, N_RBG, abs(U) + 1) for 1LDS
-        a = masked_argmax(logits, info["action_mask"])
+        a = masked_argmax(logits, info["action_mask"].reshape(E, 18, -1))
         obs, reward, terminated, truncated, info = env.step(a)     # reward (E, N_RBG)
 
 * ``design="1lds"``: abs(L) decision stages per TTI, one per user layer, each deciding all 18 RBGs
   (action (E, 18), values 0..abs(U), abs(U) = no allocation; reward (E, 18));
   ``design="2lds"``: abs(L) x 18 stages (layer-major), one RBG each (obs (E, 81), action (E,), reward (E,)).
   So one training TTI of 21 cells makes 4 x 18 x 21 = 1512 decisions in both designs.
-* ``info["action_mask"]``: valid choices of the next stage (empty slots, UEs already on the RBG and UEs
+* ``info["action_mask"]`` (E, 18 x (abs(U)+1)) for 1LDS, flat per sub-env as ``compress.rl``'s collectors
+  expect (reshape to (E, 18, abs(U)+1) per RBG), (E, abs(U)+1) for 2LDS: valid choices of the next stage (empty slots, UEs already on the RBG and UEs
   whose buffer this TTI's allocation already covers are masked; "no allocation" is always valid). A
   masked choice leaves the RBG unassigned and is rewarded -1.
 * Rewards per decision, computed in the env: ``reward="pf"`` (default) the seed's Eq. (20)-(21);

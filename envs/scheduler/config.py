@@ -39,6 +39,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from envs import nr
+from envs.errors import EnvError
 from envs.scheduler.deployment import DropSpec
 
 TRAFFIC = ("fb", "ftp3", "mixed")
@@ -76,7 +77,7 @@ class SchedConfig:
 
     def __post_init__(self):
         def bad(key, why):
-            raise ValueError(f"scheduler env: {key} {why}, got {getattr(self, key)!r}")
+            raise EnvError(f"scheduler env: {key} {why}, got {getattr(self, key)!r}")
         if self.traffic not in TRAFFIC:
             bad("traffic", f"must be one of {TRAFFIC}")
         if self.design not in DESIGNS:
@@ -132,11 +133,11 @@ class SchedConfig:
                                ftp_file_bytes=0.5e6, ftp_files_per_s=20.0, n_drops=10),
         }
         if setup not in presets:
-            raise ValueError(f"scheduler env: unknown setup {setup!r}; valid: {sorted(presets)}")
+            raise EnvError(f"scheduler env: unknown setup {setup!r}; valid: {sorted(presets)}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ValueError(f"scheduler env: unknown setting(s) {unknown}; valid: {sorted(names)}")
+            raise EnvError(f"scheduler env: unknown setting(s) {unknown}; valid: {sorted(names)}")
         drop = overrides.pop("drop", None)
         if isinstance(drop, dict):
             drop = DropSpec(**drop)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.errors import EnvError
 from envs.scheduler import antenna
 
 SPEED_OF_LIGHT = 299_792_458.0
@@ -64,15 +65,15 @@ class DropSpec:
 
     def __post_init__(self):
         if self.n_ue_per_cell < 1:
-            raise ValueError(f"n_ue_per_cell must be >= 1, got {self.n_ue_per_cell}")
+            raise EnvError(f"n_ue_per_cell must be >= 1, got {self.n_ue_per_cell}")
         if not 0.0 <= self.indoor_probability <= 1.0:
-            raise ValueError(f"indoor_probability must be in [0, 1], got {self.indoor_probability}")
+            raise EnvError(f"indoor_probability must be in [0, 1], got {self.indoor_probability}")
         if not 1 <= self.n_clusters <= 20:
-            raise ValueError(f"n_clusters must be in 1..20, got {self.n_clusters}")
+            raise EnvError(f"n_clusters must be in 1..20, got {self.n_clusters}")
         if not 0 <= self.n_interferers <= N_CELLS - 1:
-            raise ValueError(f"n_interferers must be in 0..{N_CELLS - 1}, got {self.n_interferers}")
+            raise EnvError(f"n_interferers must be in 0..{N_CELLS - 1}, got {self.n_interferers}")
         if self.speed_kmh < 0 or self.isd <= 0 or self.carrier_hz <= 0:
-            raise ValueError("speed_kmh must be >= 0, isd and carrier_hz > 0")
+            raise EnvError("speed_kmh must be >= 0, isd and carrier_hz > 0")
 
     @property
     def wavelength(self) -> float:

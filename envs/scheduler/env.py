@@ -17,7 +17,10 @@ and their CSI measured (reports reach the gNB ``csi_delay`` slots later).
 
 ``step`` returns ``obs, reward, terminated, truncated, info`` for the *next* stage; ``info`` holds:
 
-* ``action_mask`` (E, N_RBG, abs(U)+1) or (E, abs(U)+1): valid choices of the next stage;
+* ``action_mask`` (E, N_RBG x (abs(U)+1)) for 1LDS (RBG-major: entry m (abs(U)+1) + u is candidate u on
+  RBG m; ``.reshape(E, N_RBG, abs(U)+1)`` gives it per RBG) or (E, abs(U)+1) for 2LDS: valid choices of the
+  next stage, flat per sub-env as ``compress.rl`` expects (one row of concatenated branches);
+  ``final_info["action_mask"]``: the mask of ``final_obs`` when an episode was truncated;
 * ``scores``: the next stage's candidate scores from the scheduler's MU-MIMO estimate, ``dpf`` (change of
   the RBG's PF sum), ``dthr`` (change of its throughput, bit/s), ``valid`` - what the PF heuristics
   decide on (they would compute exactly this from CSI; the env computes it for every policy anyway,
@@ -41,10 +44,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from envs import nr
+from envs.errors import EnvError
 from envs.scheduler import antenna, csi, kpi, mumimo, state
 from envs.scheduler.channel import LinkChannels, bmm
 from envs.scheduler.config import SchedConfig
 from envs.scheduler.deployment import N_CELLS, cached_drop
+from envs.scheduler.ops import ssum
 from envs.scheduler.link import LinkTables
 from envs.scheduler.traffic import Traffic
 
@@ -288,7 +293,8 @@ class SchedulerEnv(VectorEnv):
     def _stage_info(self, extra: dict | None = None) -> dict:
         layer, rbg = self._stage_pos()
         sq = (lambda x: x[:, 0]) if rbg is not None else (lambda x: x)
-        info = {"action_mask": sq(self.mask), "scores": {k: sq(v) for k, v in self.scores.items()},
+        mask = sq(self.mask).reshape(self.E, -1)                   # flat branches (compress.rl's layout)
+        info = {"action_mask": mask, "scores": {k: sq(v) for k, v in self.scores.items()},
                 "layer": layer, "tti": self.t, "P": self.P}
         if rbg is not None:
             info["rbg"] = rbg
@@ -304,11 +310,11 @@ class SchedulerEnv(VectorEnv):
         a = np.asarray(actions)
         want = (self.E, self.M) if rbg is None else (self.E,)
         if a.shape != want:
-            raise ValueError(f"actions must have shape {want} for design {self.cfg.design!r}, got {a.shape}")
+            raise EnvError(f"actions must have shape {want} for design {self.cfg.design!r}, got {a.shape}")
         if a.size and not np.issubdtype(a.dtype, np.integer):
             raise TypeError(f"actions must be integers 0..{self.U} (candidate or {self.U} = none), got {a.dtype}")
         if a.size and (a.min() < 0 or a.max() > self.U):
-            raise ValueError(f"actions must be in 0..{self.U} ({self.U} = no allocation), got {a.min()}..{a.max()}")
+            raise EnvError(f"actions must be in 0..{self.U} ({self.U} = no allocation), got {a.min()}..{a.max()}")
         a = a.reshape(self.E, Ms).astype(np.int64)
         sc = self.scores
         r_pf, v, ok = state.decision_rewards(sc["dpf"], sc["valid"], a)
@@ -351,7 +357,8 @@ class SchedulerEnv(VectorEnv):
             final = obs
             self._episode += 1
             obs, info_new = self._start_episode()
-            info = {**info, **info_new, "final_obs": final, "_final_obs": truncated.copy()}
+            info = {**info, **info_new, "final_obs": final, "_final_obs": truncated.copy(),
+                    "final_info": {"action_mask": info["action_mask"]}}
         return obs, shape(reward), np.zeros(self.E, bool), truncated, info
 
     # ================================================================================ TTI: realise
@@ -372,7 +379,7 @@ class SchedulerEnv(VectorEnv):
             ug, mi = np.where(valid, slot_ue, self.n_ue), np.arange(M)[None, :, None]
             VT = self.pmi_t[ug, mi].reshape(E, M, 2 * L, 32)                      # row 2j + a: layer a of layer-j UE
             GT = bmm(np.swapaxes(sets.Q, 2, 3), VT)                              # G^T = (V Q)^T: RZF on the PMIs
-            GT *= 1.0 / np.sqrt(np.maximum((GT.real ** 2 + GT.imag ** 2).sum(-1, keepdims=True), 1e-30))
+            GT *= 1.0 / np.sqrt(np.maximum(ssum(GT.real ** 2 + GT.imag ** 2)[..., None], 1e-30))
             ch = self.channels
             Hs = ch.H_srv[np.minimum(ug, self.n_ue - 1), mi].reshape(E * M, L * 4, 32)   # every slot's serving channel
             T0 = bmm(Hs, np.swapaxes(GT.reshape(E * M, 2 * L, 32), 1, 2)).reshape(E, M, L, 4, 2 * L)[e_v, m_v, j_v]

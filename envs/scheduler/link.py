@@ -23,6 +23,8 @@ import numpy as np
 
 from envs import bler as _bler
 from envs import nr
+from envs.errors import EnvError
+from envs.scheduler.ops import ssum
 
 MCS_TABLE, CQI_TABLE = 2, 2
 GRID_LO, GRID_HI, GRID_STEP = -30.0, 50.0, 0.05
@@ -46,6 +48,8 @@ class LinkTables:
         self.cqi_thr_db = np.interp(self.cqi.se, se_m, thr_m,
                                     left=thr_m[0] - 10 * np.log10(se_m[0] / self.cqi.se[0]))
         self.cqi_beta = np.interp(self.cqi.se, se_m, beta_m)
+        self._cqi_neg_inv_beta = -1.0 / self.cqi_beta
+        self._cqi_x_thr = np.exp(-(10.0 ** (self.cqi_thr_db / 10.0)) / self.cqi_beta)   # see cqi_of_eff
         # SE per layer vs SINR on a dense dB grid
         self.grid = np.arange(GRID_LO, GRID_HI + GRID_STEP / 2, GRID_STEP)
         xp = np.concatenate([[thr_m[0] - 2.0], thr_m + 1e-6 * np.arange(len(thr_m))])
@@ -81,10 +85,14 @@ class LinkTables:
         return self._se_grid[g.astype(np.int32)]
 
     def cqi_of_eff(self, sinr_lin: np.ndarray, axis: int = -1) -> np.ndarray:
-        """CQI index 0..15 met by the SINRs along ``axis`` (EESM with each CQI's beta)."""
+        """CQI index 0..15 met by the SINRs along ``axis`` (EESM with each CQI's beta).
+
+        The EESM SINR -beta ln(mean_s exp(-gamma_s / beta)) meets CQI q's 10%-BLER SINR T_q exactly when
+        mean_s exp(-gamma_s / beta_q) <= exp(-T_q / beta_q): compared so, without logarithms."""
         s = np.moveaxis(np.asarray(sinr_lin, dtype=np.float64), axis, -1)
-        eff = _bler.eesm_db(s[..., None, :], self.cqi_beta.reshape((1,) * (s.ndim - 1) + (15,)))
-        return (eff >= self.cqi_thr_db).sum(-1).astype(np.int64)
+        with np.errstate(under="ignore"):
+            x = ssum(np.exp(s[..., None, :] * self._cqi_neg_inv_beta[:, None])) * (1.0 / s.shape[-1])
+        return (x <= self._cqi_x_thr).sum(-1)
 
     def cqi_sinr_db(self, cqi: np.ndarray) -> np.ndarray:
         """SINR (dB) a CQI vouches for: its 10%-BLER point (CQI 0: 3 dB below CQI 1)."""
@@ -96,7 +104,7 @@ class LinkTables:
         """TBS in bits (38.214 5.1.3.2) for arrays of MCS, allocated PRBs (sum of RBGs) and layers 1..2."""
         idx = self._prb_index[np.asarray(n_prb)]
         if np.any(idx < 0):
-            raise ValueError("n_prb must be a sum of whole RBGs of this set-up")
+            raise EnvError("n_prb must be a sum of whole RBGs of this set-up")
         return self._tbs[np.asarray(layers) - 1, idx, np.asarray(mcs)]
 
     def bler(self, mcs: np.ndarray, eff_db: np.ndarray, n_prb: np.ndarray, layers: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.scheduler.channel import bmm
+from envs.scheduler.ops import ssum
 
 
 def gram_from_beams(beam_vec: np.ndarray, cophase: np.ndarray) -> np.ndarray:
@@ -115,10 +116,10 @@ class RBGSets:
             B = self.KS[:, ms, :n]                                                 # (E, Ms, n, 2U)
             W = bmm(self.Q[:, ms, :n, :n], B).reshape(E, Ms, n, U, 2)
             Bc = np.conj(B).reshape(E, Ms, n, U, 2)
-            s00 = D[..., 0, 0] - (Bc[..., 0] * W[..., 0]).sum(2)                   # D - B_c^H Q_S B_c
-            s01 = D[..., 0, 1] - (Bc[..., 0] * W[..., 1]).sum(2)
-            s10 = D[..., 1, 0] - (Bc[..., 1] * W[..., 0]).sum(2)
-            s11 = D[..., 1, 1] - (Bc[..., 1] * W[..., 1]).sum(2)
+            s00 = D[..., 0, 0] - ssum(Bc[..., 0] * W[..., 0], 2)                   # D - B_c^H Q_S B_c
+            s01 = D[..., 0, 1] - ssum(Bc[..., 0] * W[..., 1], 2)
+            s10 = D[..., 1, 0] - ssum(Bc[..., 1] * W[..., 0], 2)
+            s11 = D[..., 1, 1] - ssum(Bc[..., 1] * W[..., 1], 2)
         else:
             W = None
             s00, s01, s10, s11 = D[..., 0, 0], D[..., 0, 1], D[..., 1, 0], D[..., 1, 1]
@@ -143,8 +144,8 @@ class RBGSets:
             with np.errstate(divide="ignore", invalid="ignore"):
                 s_s = self.slot_w[:, ms, :n, None] * scale[:, :, None, :] / q_s
             se_s = np.where(self.slot_act[:, ms, :n, None], self.se(s_s), np.float32(0.0))
-            pf_new = pf_new + (se_s * self.slot_invR[:, ms, :n, None]).sum(2) * rate_m
-            thr_new = thr_new + se_s.sum(2) * rate_m
+            pf_new = pf_new + ssum(se_s * self.slot_invR[:, ms, :n, None], 2) * rate_m
+            thr_new = thr_new + ssum(se_s, 2) * rate_m
         valid = self.cand_ok[:, None, :] & ~self.in_set[:, ms] & (rank > 0)
         self._last = dict(layer=layer, ms=np.arange(self.M) if rbgs is None else ms, W=W,
                           sinv=(i00, i01, i10, i11), se_c=(se0, se1), se_s=se_s)
@@ -219,15 +220,15 @@ def true_sinr(T0: np.ndarray, p_layer: np.ndarray, H_int: np.ndarray, G_int: np.
     K = G_int.shape[1]
     idx = np.maximum(own, 0)
     f = np.take_along_axis(T0, idx[:, None, :], 2)                       # (V, 4, 2)  MRC combiners
-    fn = _abs2(f).sum(1)                                                 # (V, 2) ||f||^2
+    fn = ssum(_abs2(f), 1)                                                # (V, 2) ||f||^2
     fh = np.conj(np.swapaxes(f, 1, 2))                                   # (V, 2, 4)
     x0 = _abs2(bmm(fh, T0))                                              # (V, 2, S) |f^H H g_k|^2
     sig = np.take_along_axis(x0, idx[:, :, None], 2)[..., 0]             # (V, 2) = ||f||^4
-    tot = p_layer[:, None] * (x0.sum(-1) - sig)
+    tot = p_layer[:, None] * (ssum(x0) - sig)
     if K:
         fhH = np.ascontiguousarray(np.swapaxes(bmm(fh, H_int).reshape(len(fh), 2, K, 32), 1, 2))  # f^H H_c
-        xi = _abs2(bmm(fhH, G_int)).sum(-1)                              # (V, K, 2)
-        tot = tot + (p_int[:, :, None] * xi).sum(1)
+        xi = ssum(_abs2(bmm(fhH, G_int)))                         # (V, K, 2)
+        tot = tot + ssum(p_int[:, :, None] * xi, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         s = p_layer[:, None] * sig / (tot + other_in[:, None] * fn)
     return np.where((own >= 0) & (fn > 0), s, 0.0)

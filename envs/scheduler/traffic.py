@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.errors import EnvError
+
 INF_BITS = 1e18
 
 
@@ -19,7 +21,7 @@ class Traffic:
     def __init__(self, ftp: np.ndarray, file_bits: float, files_per_s: float, tti_s: float,
                  rng: np.random.Generator):
         if file_bits <= 0 or files_per_s < 0:
-            raise ValueError(f"FTP3 needs file_bits > 0 and files_per_s >= 0, got {file_bits}, {files_per_s}")
+            raise EnvError(f"FTP3 needs file_bits > 0 and files_per_s >= 0, got {file_bits}, {files_per_s}")
         self.ftp = np.asarray(ftp, bool)
         self.S, self.lam, self.tti = float(file_bits), float(files_per_s), float(tti_s)
         self.rng = rng
