@@ -93,9 +93,11 @@ def _int8_student(student: nn.Module, datamodule, cfg: dict, qat: bool) -> nn.Mo
     from ..quant import calibrate, prepare_qat
 
     q = prepare_qat(copy.deepcopy(student).eval())
-    calibrate(q, calibration_batches(datamodule, int(cfg.get("calibration_batches", 20))))
-    print(f"[compress] post-training int8: calibrated on {cfg.get('calibration_batches', 20)} training batches",
-          flush=True)
+    batches = calibration_batches(datamodule, int(cfg.get("calibration_batches", 20)))
+    calibrate(q, batches)
+    source = "the data module's calibration states" if hasattr(datamodule, "calibration_batches") else "training batches"
+    print(f"[compress] post-training int8: calibrated on {len(batches)} batches ({sum(len(b) for b in batches):,} "
+          f"inputs) of {source}", flush=True)
     return q
 
 
