@@ -31,11 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# tools/ holds a profile.py that would shadow the stdlib module (cProfile imports it): drop tools/
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import lightning.pytorch as pl
 
-import lightning.pytorch as pl  # noqa: E402  (after the sys.path fix: torch._dynamo imports cProfile)
+ROOT = Path(__file__).resolve().parents[1]
 
 ALGOS = ("dqn", "ppo", "sacd", "dsacd")
 TASKS = ("cartpole", "bandit")
@@ -44,9 +42,7 @@ EVAL_EVERY = 10_000
 
 def build(task: str, algo: str, seed: int, overrides: list[tuple[str, str]]):
     """The recipe's model and trainer settings, seeded."""
-    from compress.cli import apply_override
-    from compress.recipe import load_recipe, validate_recipe
-    from compress.spec import instantiate
+    from compress.recipe import apply_override, instantiate, load_recipe, validate_recipe
 
     path = ROOT / "recipes" / f"rl_{task}_{algo}.yaml"
     cfg = load_recipe(path)
