@@ -21,8 +21,8 @@ so the scores do not depend on N (the wall times do, on a shared machine).
 {"cartpole": {ALGO: {"mean_return", "env_steps", "seconds", "mean_return_std"}},
  "bandit": {ALGO: {"pct_optimal", "pct_optimal_std"}}}   (means and standard deviations over the seeds)
 
-Reference (CleanRL's published CartPole-v1 results, docs.cleanrl.dev, average episodic return of the training
-episodes over 500k env steps, 3 seeds): dqn.py 488.69 +- 16.11; ppo.py 490.04 +- 6.12 (488.75 +- 18.40 in an
+Reference (CleanRL's published CartPole-v1 results, docs.cleanrl.dev, the average episodic return of
+500k-env-step training runs): dqn.py 488.69 +- 16.11; ppo.py 490.04 +- 6.12 (488.75 +- 18.40 in an
 earlier version of its docs); CleanRL publishes no SAC-discrete CartPole result.
 """
 from __future__ import annotations
