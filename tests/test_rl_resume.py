@@ -15,9 +15,8 @@ UPDATES = 2 * 24          # 2 epochs x 24 updates; DSACD takes 3 optimizer steps
 
 def _recipe(tmp_path: Path, name: str, kill_at: int | None) -> Path:
     run_dir = tmp_path / name
-    callbacks = [{"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                  "init_args": {"dirpath": str(run_dir / "checkpoints"), "every_n_train_steps": 30,
-                                "save_last": True, "save_top_k": 0, "enable_version_counter": False}}]
+    # the runner's LastCheckpoint, also every 30 global steps (10 updates), in the run folder's checkpoints/
+    callbacks = [{"class_path": "compress.run.checkpoints.LastCheckpoint", "init_args": {"every_n_train_steps": 30}}]
     if kill_at is not None:
         callbacks.append({"class_path": "tests.helpers.KillAt", "init_args": {"step": kill_at}})
     cfg = {
