@@ -27,6 +27,12 @@ class WriteError(UserError):
         self.path, self.errno = path, exc.errno
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to ``path``."""
     path = Path(path)
@@ -36,6 +42,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
     except OSError as exc:
         raise WriteError(path, exc) from exc
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the file open() would make
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()

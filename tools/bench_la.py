@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     def student_row(r: dict) -> dict:
         prof = r["deployed"]["profile"]
         ort, c = prof["latency"]["onnxruntime-int8w"], prof["latency"]["c-export-int8"]
-        return {"bytes": prof["bytes"]["onnx-int8"] if "onnx-int8" in prof["bytes"] else None,
+        return {"bytes": Path(r["deployed"]["artifacts"]["onnx-int8"]).stat().st_size,   # the file deployed
                 "int8_param_bytes": prof["bytes"].get("int8_params"), "params": prof.get("params"),
                 "p50_us": ort["p50_us"], "p99_us": ort["p99_us"], "c_p50_us": c["p50_us"], "c_p99_us": c["p99_us"]}
     students = {k: student_row(res[k]) for k in ("single", "multi")}
