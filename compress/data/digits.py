@@ -6,12 +6,10 @@ are dicts ``{"x", "y", "index"}``; ``index`` lets the teacher-output cache key e
 """
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from .sampling import EpochShuffle
+from .splits import ArraySplits
 
 from compress.errors import UserError
 
@@ -31,18 +29,8 @@ def load_digits_split(seed: int = 0):
             (("train", tr), ("val", va), ("test", te))}
 
 
-class _DictDataset(Dataset):
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
 
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i], "index": i}
-
-
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(ArraySplits):
     def __init__(self, batch_size: int = 64, seed: int = 0, train_fraction: float = 1.0):
         super().__init__()
         if batch_size < 1:
@@ -59,18 +47,3 @@ class DigitsDataModule(pl.LightningDataModule):
                 x, y = self.splits["train"]
                 n = max(10, int(len(y) * self.train_fraction))
                 self.splits["train"] = (x[:n], y[:n])
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        # shuffled by (seed, epoch) only, so a resumed run sees the same batches as an uninterrupted one
-        self.setup()
-        ds = _DictDataset(*self.splits[split])
-        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochShuffle(len(ds), self.seed) if shuffle else None)
-
-    def train_dataloader(self):
-        return self._loader("train", True)
-
-    def val_dataloader(self):
-        return self._loader("val", False)
-
-    def test_dataloader(self):
-        return self._loader("test", False)

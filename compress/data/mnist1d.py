@@ -20,15 +20,12 @@ import hashlib
 import random
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
 
 from compress.atomic import atomic_write
 from compress.errors import UserError
 
-from .sampling import EpochShuffle
+from .splits import ArraySplits
 
 __all__ = ["MNIST1DDataModule", "generate"]
 
@@ -65,18 +62,8 @@ def generate(n: int, seed: int, cache_dir: str | Path | None = "cache/mnist1d") 
     return x, y
 
 
-class _Samples(Dataset):
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
 
-    def __len__(self):
-        return len(self.y)
-
-    def __getitem__(self, i):
-        return {"x": self.x[i], "y": self.y[i], "index": i}
-
-
-class MNIST1DDataModule(pl.LightningDataModule):
+class MNIST1DDataModule(ArraySplits):
     def __init__(self, n_train: int = 4000, n_val: int = 1000, n_test: int = 1000, n_transfer: int = 0,
                  batch_size: int = 128, seed: int = 0, data_seed: int = 42, cache_dir: str | None = "cache/mnist1d"):
         super().__init__()
@@ -101,17 +88,3 @@ class MNIST1DDataModule(pl.LightningDataModule):
             train_x = np.concatenate([train_x, tx])
             train_y = np.concatenate([train_y, np.full(len(tx), UNLABELLED, np.int64)])
         self.splits = {"test": (x[:a], y[:a]), "val": (x[a:b], y[a:b]), "train": (train_x, train_y)}
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        ds = _Samples(*self.splits[split])
-        return DataLoader(ds, batch_size=self.batch_size, sampler=EpochShuffle(len(ds), self.seed) if shuffle else None)
-
-    def train_dataloader(self):
-        return self._loader("train", True)
-
-    def val_dataloader(self):
-        return self._loader("val", False)
-
-    def test_dataloader(self):
-        return self._loader("test", False)
