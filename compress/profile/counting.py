@@ -134,16 +134,7 @@ def count_layers(model: nn.Module, example_input, convention: str = "macs") -> l
         stats[name] = LayerStat(name or "<root>", type(m).__name__,
                                 sum(p.numel() for p in m.parameters()) if counted else own, 0, [])
         handles.append(m.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            args = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
-            model(*args)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    _run(model, example_input, handles)
     return list(stats.values())
 
 
