@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from ..atomic import atomic_write_text
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 __all__ = ["EdgeCompute", "COMPUTE_FILE"]
 
@@ -81,10 +81,9 @@ class EdgeCompute(Callback):
                 n = len(dm.train_dataloader())
             except TypeError:   # an iterable without a length: it cannot be checked here
                 n = None
-            except ValueError as exc:   # torch's samplers refuse an empty data set
-                if "num_samples" not in str(exc):
-                    raise
-                n = 0
+            except ValueError as exc:   # samplers refuse an empty data set (torch's, EpochShuffle)
+                raise UserError(f"node '{self.node}': its data module ({type(dm).__name__}) gives no training "
+                                f"batches ({first_line(exc)}): a node without local data cannot train") from exc
             if n == 0:
                 raise UserError(f"node '{self.node}': its data module ({type(dm).__name__}) has no training "
                                 "batches: a node without local data cannot train")
