@@ -168,7 +168,10 @@ def plan(tmp_path_factory):
                                                     inputs={"student": ["trainer.callbacks.0.init_args.path", TKEY],
                                                             "replay": "data.init_args.replay"},
                                                     data_key="data.init_args.local", args=SMALL)},
-                [Node("night", _beam(2, out / "cache", lighting=0.3))])
+                [Node("night", _beam(2, out / "cache", lighting=0.3))],
+                server_update=Step(r("server_update"), inputs={"student": "trainer.callbacks.0.init_args.path",
+                                                               "teacher": TKEY, "upload": "data.init_args.replay"},
+                                   data_key="data.init_args.local", args=SMALL))
     run_server(plan)
     return plan
 
@@ -222,5 +225,13 @@ def test_flows_ship_what_the_topology_says_and_count_edge_compute(plan):
     # the LwF teacher is the shipped student: same FLOPs per sample as the student, no server teacher at the edge
     assert reh["teacher"]["flops_per_sample"] == reh["student"]["flops_per_sample"]
     assert reh["student"]["samples_with_grad"] == 3 * (8 + 8)       # 8 local + 8 replay windows per batch
+    # the data update: the node's training windows go up (raw data left the node), the re-trained student down
+    ledger, deployed = run_topology(plan, "centralized_update", arts)
+    up, down = ledger.transfers
+    assert (up.artifact, up.sender, up.raw_data, down.artifact, down.receiver) == ("local data", "night", True, "student", "night")
+    x, _ = read_replay(up.path)
+    assert x.dtype == torch.uint8 and len(x) >= 8 and up.bytes == Path(up.path).stat().st_size
+    assert ledger.raw_data_left_node("night") and ledger.bytes_moved("night") == up.bytes + down.bytes
+    assert ledger.edge_flops("night") == 0 and deployed["night"].read_bytes() != arts["student"].read_bytes()
     with pytest.raises(UserError, match="no node step for topology 'semi_centralized'"):
         run_topology(plan, "semi_centralized", arts)

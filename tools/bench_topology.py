@@ -6,7 +6,9 @@ draw of the server's conditions, a dark scene with more pedestrians, a far lane 
 oncoming traffic), the last two absent from the server's data.  For every seed the flows of
 ``compress.topology`` run from the ``recipes/topo_*.yaml`` recipes: centralized (the server's student
 deployed as is), decentralized (the teacher shipped, a student distilled at the node), semi-centralized
-(the student shipped and fine-tuned at the node) without and with rehearsal.  Each node's deployed
+(the student shipped and fine-tuned at the node) without and with rehearsal, and, beside Table I's
+four, centralized with a data update (the node uploads its local windows, the server re-distills the
+student on its data mixed with them and ships it back: raw data leaves the node).  Each node's deployed
 student is scored on the node's test windows (local top-2, t0..t3) and on the server's test windows
 (forgetting); the ledger gives the bytes shipped (sizes of the files written at the node), the edge
 training FLOPs (thop convention; backward = 2x forward) and whether raw local data left the node.
@@ -29,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.topology import FLOWS, TOPOLOGIES
+
 NODES = {
     "day": {},
     "night": {"lighting": 0.25, "distractors": 4.0},
@@ -36,7 +40,8 @@ NODES = {
 }
 RECIPES = {"teacher": "recipes/topo_teacher.yaml", "student": "recipes/topo_student.yaml",
            "decentralized": "recipes/topo_node_kd.yaml", "semi_centralized": "recipes/topo_node_finetune.yaml",
-           "semi_centralized_rehearsal": "recipes/topo_node_rehearsal.yaml"}
+           "semi_centralized_rehearsal": "recipes/topo_node_rehearsal.yaml",
+           "centralized_update": "recipes/topo_server_update.yaml"}
 TEACHER_KEY = "model.init_args.distiller.init_args.teachers.init_args.path"
 NODE_KEY = "trainer.callbacks.{}.init_args.node"
 
@@ -70,12 +75,17 @@ def plan_for(args, seed: int):
                                                    "replay": "data.init_args.replay"},
                                            data_key="data.init_args.local", node_key=NODE_KEY.format(1),
                                            args=size + [f"--trainer.max_epochs={args.node_epochs}"]),
+        "centralized_update": Step(str(root / RECIPES["centralized_update"]),
+                                   inputs={"student": "trainer.callbacks.0.init_args.path", "teacher": TEACHER_KEY,
+                                           "upload": "data.init_args.replay"},
+                                   data_key="data.init_args.local", args=size + [f"--trainer.max_epochs={args.node_epochs}"]),
     }
     nodes = [Node(name, _data(args, 2000 + 10 * seed + i, args.node_sequences, NODES[name]))
              for i, name in enumerate(args.nodes)]
     return Plan(str(Path(args.out) / f"seed{seed}"), _data(args, 1000 + seed, args.server_sequences, {}),
-                steps["teacher"], steps["student"], {k: steps[k] for k in RECIPES if k not in ("teacher", "student")},
-                nodes, args=[f"--seed_everything={seed}"])
+                steps["teacher"], steps["student"],
+                {k: steps[k] for k in RECIPES if k not in ("teacher", "student", "centralized_update")},
+                nodes, args=[f"--seed_everything={seed}"], server_update=steps["centralized_update"])
 
 
 def _score(student_file: Path, dm) -> list[float]:
@@ -89,17 +99,19 @@ def _score(student_file: Path, dm) -> list[float]:
 def run_seed(args, seed: int) -> dict:
     """All topologies for one seed: {topology: {node: row}} and the seed's timings."""
     from compress.recipe import instantiate
-    from compress.topology import TOPOLOGIES, run_server, run_topology
+    from compress.topology import run_server, run_topology
 
     plan = plan_for(args, seed)
     clock = {}
     t0, c0 = time.time(), time.process_time()
-    arts = run_server(plan)
+    arts = plan.artifacts()
+    if not (args.reuse_server and all(p.is_file() for p in arts.values())):
+        arts = run_server(plan)
     clock["server"] = (time.time() - t0, time.process_time() - c0)
     server_dm = instantiate(plan.server_data, "server_data")
     node_dms = {n.name: instantiate(n.data, f"node {n.name}") for n in plan.nodes}
     rows = {}
-    for topo in TOPOLOGIES:
+    for topo in args.flows:
         t0, c0 = time.time(), time.process_time()
         ledger, deployed = run_topology(plan, topo, arts)
         clock[topo] = (time.time() - t0, time.process_time() - c0)
@@ -124,10 +136,8 @@ def run_seed(args, seed: int) -> dict:
 
 
 def summarize(seeds: list[dict]) -> list[dict]:
-    from compress.topology import TOPOLOGIES
-
     out = []
-    for topo in TOPOLOGIES:
+    for topo in seeds[0]["rows"]:
         cells = [r for s in seeds for r in s["rows"][topo].values()]
         out.append({"name": topo,
                     "local_top2": round(float(np.mean([np.mean(c["local_top2"]) for c in cells])), 2),
@@ -145,12 +155,10 @@ def per_node(seeds: list[dict], topo: str, node: str, key: str) -> tuple[np.ndar
 
 
 def print_table(seeds: list[dict], nodes: list[str], summary: list[dict]) -> None:
-    from compress.topology import TOPOLOGIES
-
     print(f"\nper node, mean +- std over {len(seeds)} seed(s); top-2 % t0/t1/t2/t3")
     for node in nodes:
         print(f"  node {node}")
-        for topo in TOPOLOGIES:
+        for topo in seeds[0]["rows"]:
             lm, ls = per_node(seeds, topo, node, "local_top2")
             sm, ss = per_node(seeds, topo, node, "server_top2")
             cell = seeds[0]["rows"][topo][node]
@@ -206,9 +214,13 @@ def main(argv=None) -> dict:
     p.add_argument("--student-epochs", type=int, default=6)
     p.add_argument("--node-epochs", type=int, default=4)
     p.add_argument("--out", default="runs/bench_topology")
+    p.add_argument("--flows", nargs="+", default=list(FLOWS), choices=list(FLOWS),
+                   help="the topologies to run (default: all four and centralized_update)")
+    p.add_argument("--reuse-server", action="store_true", help="keep the server artifacts already in --out")
     p.add_argument("--quick", action="store_true", help="1 seed, 1 node, 16 px, few sequences, 1 epoch")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    tag = "" if set(args.flows) == set(FLOWS) else "_" + "-".join(args.flows)
     if args.quick:
         args.seeds, args.nodes, args.resolution = args.seeds[:1], args.nodes[1:2], 16
         args.server_sequences, args.node_sequences = 8, 8
@@ -221,17 +233,17 @@ def main(argv=None) -> dict:
     summary = summarize(seeds)
     print(f"\nwindows (seed {args.seeds[0]}): {seeds[0]['windows']}")
     print_table(seeds, args.nodes, summary)
-    plot(summary, seeds, args.nodes, Path(args.out) / "topology.png")
+    plot(summary, seeds, args.nodes, Path(args.out) / f"topology{tag}.png")
     wall, cpu = time.time() - t0, time.process_time() - c0
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     clock = {k: [round(sum(s["clock"][k][i] for s in seeds), 1) for i in (0, 1)] for k in seeds[0]["clock"]}
     print(f"\nwall {wall / 60:.1f} min, CPU {cpu / 60:.1f} min (+ children {(ru.ru_utime + ru.ru_stime) / 60:.1f} min); "
           f"per part [wall s, CPU s] summed over seeds: {clock}")
-    print(f"bar chart: {Path(args.out) / 'topology.png'}")
-    result = {"topologies": summary}
+    print(f"bar chart: {Path(args.out) / f'topology{tag}.png'}")
+    result = {"topologies": [r for r in summary if r["name"] in TOPOLOGIES]}
     full = {"args": vars(args), "summary": summary, "seeds": seeds, "wall_s": wall, "cpu_s": cpu}
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(full, indent=1, default=str))
+    (Path(args.out) / f"results{tag}.json").write_text(json.dumps(full, indent=1, default=str))
     if args.json:
         print(json.dumps(result))
     return result

@@ -19,8 +19,12 @@ Per topology and node (what the server ships, ``Ledger.ship``; then the node's o
 * ``semi_centralized_rehearsal``: the student and the replay set; fine-tuning on local data mixed with
   replay samples, plus a distillation term towards the shipped student's outputs (no teacher at the edge).
 
-Nothing moves from a node to the server in these flows, so no raw local data leaves a node; the ledger
-would mark it (``raw_data=True``) if a flow uploaded local data.
+Nothing moves from a node to the server in these flows, so no raw local data leaves a node.  Table I's
+remedy for centralized distillation's stale data, a data update, is the extra flow ``centralized_update``:
+the node uploads its local training samples as the network reads them (``raw_data=True`` in the ledger;
+overlapping windows repeat frames, so this bounds the raw frames' size from above), the server runs its
+``server_update`` step (the student re-distilled on its own data mixed with the upload) and ships the
+updated student back; its compute is the server's, not the edge's.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import yaml
 from ..errors import UserError
 from .ledger import Ledger
 
-__all__ = ["Step", "Node", "Plan", "TOPOLOGIES", "run_step", "run_server", "run_topology"]
+__all__ = ["Step", "Node", "Plan", "TOPOLOGIES", "FLOWS", "run_step", "run_server", "run_topology", "export_samples"]
 
 #: what the server ships to each node, per topology
 TOPOLOGIES = {
@@ -41,6 +45,8 @@ TOPOLOGIES = {
     "semi_centralized": ("student",),
     "semi_centralized_rehearsal": ("student", "replay"),
 }
+#: the topologies and the extra flow with a data update (see the module doc)
+FLOWS = (*TOPOLOGIES, "centralized_update")
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Plan:
     node_steps: dict[str, Step]
     nodes: list[Node]
     args: list[str] = field(default_factory=list)   # overrides for every step (e.g. the seed)
+    server_update: Step | None = None               # centralized_update: the server's re-training step
 
     def __post_init__(self):
         if not self.nodes:
@@ -138,17 +145,41 @@ def run_server(plan: Plan) -> dict[str, Path]:
     return arts
 
 
+def export_samples(data: dict, path: Path) -> Path:
+    """All training samples of a data module spec, written as a replay-format file (a node's data upload)."""
+    from ..recipe import instantiate
+    from .replay import WriteReplay
+
+    dm = instantiate(data, "data")
+    dm.setup("fit")
+    return WriteReplay(n=None, filename=Path(path).name)(datamodule=dm, run_dir=Path(path).parent)
+
+
+def _update(plan: Plan, ledger: Ledger, node: Node, base: Path, artifacts: dict[str, Path]) -> Path:
+    upload = export_samples(node.data, base / "outbox" / "local_data.pt")              # at the node
+    received = ledger.ship(upload, base / "server_inbox", "local data", node.name, "server", raw_data=True)
+    run_dir = base / "server_run"                                                       # at the server
+    run_step(plan.server_update, run_dir, plan.server_data, {**artifacts, "upload": received}, plan.args)
+    return ledger.ship(run_dir / "student.pt", base / "inbox", "student", "server", node.name)
+
+
 def run_topology(plan: Plan, name: str, artifacts: dict[str, Path] | None = None) -> tuple[Ledger, dict[str, Path]]:
     """Ship what ``name`` ships to every node and run the node's step; returns the ledger and, per node,
     the deployed student file."""
-    if name not in TOPOLOGIES:
-        raise UserError(f"unknown topology '{name}' (topologies: {', '.join(TOPOLOGIES)})")
-    if name != "centralized" and name not in plan.node_steps:
+    if name not in FLOWS:
+        raise UserError(f"unknown topology '{name}' (topologies: {', '.join(FLOWS)})")
+    if name == "centralized_update" and plan.server_update is None:
+        raise UserError("topology 'centralized_update' needs the plan's server_update step")
+    if name not in ("centralized", "centralized_update") and name not in plan.node_steps:
         raise UserError(f"plan has no node step for topology '{name}'")
     artifacts = artifacts or plan.artifacts()
     ledger, deployed = Ledger(), {}
     for node in plan.nodes:
         base = Path(plan.out) / name / node.name
+        if name == "centralized_update":
+            deployed[node.name] = _update(plan, ledger, node, base, artifacts)
+            ledger.compute[node.name] = []
+            continue
         shipped = {a: ledger.ship(artifacts[a], base / "inbox", a, "server", node.name) for a in TOPOLOGIES[name]}
         if name == "centralized":
             deployed[node.name] = shipped["student"]

@@ -27,10 +27,13 @@ REPLAY_FILE = "replay.pt"
 
 
 class WriteReplay:
-    def __init__(self, n: int = 64, seed: int = 0, filename: str = REPLAY_FILE, input_key: str = "x",
+    """``n`` samples (``None``: all of them, e.g. a node's whole local set uploaded as a data update) of one
+    pass over the data module's training loader (a loader that drops an incomplete last batch drops those)."""
+
+    def __init__(self, n: int | None = 64, seed: int = 0, filename: str = REPLAY_FILE, input_key: str = "x",
                  target_key: str = "y"):
-        if n < 1:
-            raise UserError(f"WriteReplay: n must be >= 1, got {n}")
+        if n is not None and n < 1:
+            raise UserError(f"WriteReplay: n must be >= 1 (or None: all samples), got {n}")
         self.n, self.seed, self.filename, self.input_key, self.target_key = n, seed, filename, input_key, target_key
 
     def __call__(self, *, datamodule=None, run_dir=None, **_) -> Path:
