@@ -96,6 +96,15 @@ def _score(student_file: Path, dm) -> list[float]:
     return [float(v) for v in evaluate(net, datamodule=dm, ks=(2,))["top2"]]
 
 
+def _by_net(records: list[dict]) -> dict:
+    """Edge MFLOPs per network (student, teacher) over a node's training runs."""
+    out: dict = {}
+    for rec in records:
+        for name, net in rec["networks"].items():
+            out[name] = out.get(name, 0.0) + net["flops"] / 1e6
+    return out
+
+
 def run_seed(args, seed: int) -> dict:
     """All topologies for one seed: {topology: {node: row}} and the seed's timings."""
     from compress.recipe import instantiate
@@ -124,6 +133,7 @@ def run_seed(args, seed: int) -> dict:
                 "bytes_moved": ledger.bytes_moved(node.name),
                 "shipped": {t.artifact: t.bytes for t in ledger.transfers if t.receiver == node.name},
                 "edge_mflops": ledger.edge_flops(node.name) / 1e6,
+                "edge_mflops_by_net": _by_net(ledger.compute.get(node.name, [])),
                 "raw_data_left_node": ledger.raw_data_left_node(node.name)}
             print(f"[bench_topology] seed {seed} {topo:27s} {node.name:9s} local top-2 "
                   + "/".join(f"{v:5.1f}" for v in local) + "  server " + "/".join(f"{v:5.1f}" for v in server)
@@ -164,7 +174,8 @@ def print_table(seeds: list[dict], nodes: list[str], summary: list[dict]) -> Non
             cell = seeds[0]["rows"][topo][node]
             print(f"    {topo:27s} local " + "/".join(f"{m:4.1f}" for m in lm) + f" (mean {lm.mean():4.1f} +- {ls.mean():3.1f})"
                   + "  server " + "/".join(f"{m:4.1f}" for m in sm) + f" (mean {sm.mean():4.1f})"
-                  + f"  shipped {cell['shipped']}  edge {cell['edge_mflops']:,.0f} MFLOPs")
+                  + f"  shipped {cell['shipped']}  edge {cell['edge_mflops']:,.0f} MFLOPs "
+                  + str({k: round(v) for k, v in cell.get("edge_mflops_by_net", {}).items()}))
     print("\nTable I with numbers (means over nodes and seeds; bytes and MFLOPs per node)")
     print(f"  {'topology':27s} {'local top-2':>11s} {'server top-2':>12s} {'bytes moved':>12s} {'edge MFLOPs':>13s}  raw data left node")
     for r in summary:
@@ -188,11 +199,12 @@ def plot(summary: list[dict], seeds: list[dict], nodes: list[str], path: Path) -
             ax.bar(np.arange(len(names)) + (j - (len(nodes) - 1) / 2) * width, means, width, label=node)
         ax.set_title({"local_top2": "local top-2 % (mean t0..t3)", "server_top2": "server-data top-2 % (forgetting)"}[key])
         ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
-        ax.legend(fontsize=7)
-    for ax, key, title in ((axes[2], "bytes_moved", "bytes shipped per node"), (axes[3], "edge_mflops", "edge training MFLOPs per node")):
-        vals = [max(r[key], 1e-3) for r in summary]
-        ax.bar(range(len(names)), vals, color="gray")
-        ax.set_yscale("log")
+        ax.legend(fontsize=7, loc="lower left")
+    for ax, key, title, scale in ((axes[2], "bytes_moved", "MB moved server <-> node", 1e-6),
+                                  (axes[3], "edge_mflops", "edge training GFLOPs per node (bwd = 2x fwd)", 1e-3)):
+        vals = [r[key] * scale for r in summary]
+        bars = ax.bar(range(len(names)), vals, color="gray")
+        ax.bar_label(bars, labels=[f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in vals], fontsize=8)
         ax.set_title(title)
         ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
     fig.tight_layout()

@@ -180,7 +180,8 @@ def run_topology(plan: Plan, name: str, artifacts: dict[str, Path] | None = None
             deployed[node.name] = _update(plan, ledger, node, base, artifacts)
             ledger.compute[node.name] = []
             continue
-        shipped = {a: ledger.ship(artifacts[a], base / "inbox", a, "server", node.name) for a in TOPOLOGIES[name]}
+        shipped = {a: ledger.ship(artifacts[a], base / "inbox", a, "server", node.name, name=f"{a}.pt")
+                   for a in TOPOLOGIES[name]}
         if name == "centralized":
             deployed[node.name] = shipped["student"]
             ledger.compute[node.name] = []

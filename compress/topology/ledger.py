@@ -35,11 +35,12 @@ class Ledger:
     compute: dict[str, list[dict]] = field(default_factory=dict)
 
     def ship(self, src: str | Path, dst_dir: str | Path, artifact: str, sender: str, receiver: str,
-             raw_data: bool = False) -> Path:
+             raw_data: bool = False, name: str | None = None) -> Path:
+        """Copy ``src`` to ``dst_dir/name`` (default: its own name) and record the bytes written."""
         src = Path(src)
         if not src.is_file():
             raise UserError(f"cannot send {artifact} from {sender} to {receiver}: {src} does not exist")
-        dst = Path(dst_dir) / src.name
+        dst = Path(dst_dir) / (name or src.name)
         with open(src, "rb") as f:
             atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
         size = dst.stat().st_size
