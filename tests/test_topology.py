@@ -5,6 +5,7 @@ node's step run in a separate process from the server's artifacts."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,7 +166,8 @@ def plan(tmp_path_factory):
                 Step(r("teacher"), args=SMALL), Step(r("student"), inputs={"teacher": TKEY}, args=SMALL),
                 {"decentralized": Step(r("node_kd"), inputs={"teacher": TKEY}, node_key="trainer.callbacks.0.init_args.node", args=SMALL),
                  "semi_centralized_rehearsal": Step(r("node_rehearsal"),
-                                                    inputs={"student": ["trainer.callbacks.0.init_args.path", TKEY],
+                                                    inputs={"student": ["trainer.callbacks.0.init_args.path",
+                                                                        TKEY.replace("teachers.", "teachers.server_student.")],
                                                             "replay": "data.init_args.replay"},
                                                     data_key="data.init_args.local", args=SMALL)},
                 [Node("night", _beam(2, out / "cache", lighting=0.3))],
@@ -176,7 +178,7 @@ def plan(tmp_path_factory):
     return plan
 
 
-def test_one_node_step_runs_in_its_own_process_from_the_server_artifacts(plan, tmp_path):
+def test_one_node_step_runs_in_its_own_process_from_the_server_artifacts(plan, tmp_path, capsys):
     arts = plan.artifacts()
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -198,14 +200,16 @@ def test_one_node_step_runs_in_its_own_process_from_the_server_artifacts(plan, t
     assert rec["node"] == "night" and set(rec["networks"]) == {"student"}      # no teacher at the edge
     assert s["samples_with_grad"] == 3 * 8 and s["flops"] == s["flops_per_sample"] * (3 * 24 + s["samples_no_grad"])
     # a missing artifact, and the teacher's file where the student's is expected: one line, exit code 2
+    from compress.cli import main
+
     for path, message in ((inbox / "gone.pt", "artifact not found: .*gone.pt"),
                           (arts["teacher"], r"teacher/student.pt: artifact from another architecture")):
         bad = [a if not a.startswith("--trainer.callbacks.0.init_args.path=") else
-               f"--trainer.callbacks.0.init_args.path={path}" for a in cmd]
-        done = subprocess.run(bad, cwd=ROOT, capture_output=True, text=True, timeout=300)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), done.stderr[-2000:]
-        assert __import__("re").search(message, lines[0]), lines[0]
+               f"--trainer.callbacks.0.init_args.path={path}" for a in args]
+        capsys.readouterr()
+        assert main(["fit", step.recipe, *bad]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and re.search(message, lines[0]), lines
 
 
 def test_flows_ship_what_the_topology_says_and_count_edge_compute(plan):
@@ -222,8 +226,9 @@ def test_flows_ship_what_the_topology_says_and_count_edge_compute(plan):
     assert ledger.bytes_moved("night") == size["student"] + size["replay"]
     assert not ledger.raw_data_left_node("night") and deployed["night"].is_file()
     reh = ledger.compute["night"][0]["networks"]
-    # the LwF teacher is the shipped student: same FLOPs per sample as the student, no server teacher at the edge
-    assert reh["teacher"]["flops_per_sample"] == reh["student"]["flops_per_sample"]
+    # the distillation target is the shipped student's frozen copy: no server teacher runs at the edge
+    assert set(reh) == {"student", "server_student"}
+    assert reh["server_student"]["flops_per_sample"] == reh["student"]["flops_per_sample"]
     assert reh["student"]["samples_with_grad"] == 3 * (8 + 8)       # 8 local + 8 replay windows per batch
     # the data update: the node's training windows go up (raw data left the node), the re-trained student down
     ledger, deployed = run_topology(plan, "centralized_update", arts)

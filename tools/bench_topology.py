@@ -43,6 +43,7 @@ RECIPES = {"teacher": "recipes/topo_teacher.yaml", "student": "recipes/topo_stud
            "semi_centralized_rehearsal": "recipes/topo_node_rehearsal.yaml",
            "centralized_update": "recipes/topo_server_update.yaml"}
 TEACHER_KEY = "model.init_args.distiller.init_args.teachers.init_args.path"
+LWF_KEY = "model.init_args.distiller.init_args.teachers.server_student.init_args.path"
 NODE_KEY = "trainer.callbacks.{}.init_args.node"
 
 
@@ -71,7 +72,7 @@ def plan_for(args, seed: int):
                                  inputs={"student": "trainer.callbacks.0.init_args.path"}, node_key=NODE_KEY.format(1),
                                  args=size + [f"--trainer.max_epochs={args.node_epochs}"]),
         "semi_centralized_rehearsal": Step(str(root / RECIPES["semi_centralized_rehearsal"]),
-                                           inputs={"student": ["trainer.callbacks.0.init_args.path", TEACHER_KEY],
+                                           inputs={"student": ["trainer.callbacks.0.init_args.path", LWF_KEY],
                                                    "replay": "data.init_args.replay"},
                                            data_key="data.init_args.local", node_key=NODE_KEY.format(1),
                                            args=size + [f"--trainer.max_epochs={args.node_epochs}"]),
