@@ -240,3 +240,19 @@ def test_flows_ship_what_the_topology_says_and_count_edge_compute(plan):
     assert ledger.edge_flops("night") == 0 and deployed["night"].read_bytes() != arts["student"].read_bytes()
     with pytest.raises(UserError, match="no node step for topology 'semi_centralized'"):
         run_topology(plan, "semi_centralized", arts)
+
+
+@pytest.mark.slow
+def test_bench_quick_prints_the_output_contract(tmp_path):
+    done = subprocess.run([sys.executable, "tools/bench_topology.py", "--quick", "--json", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [r["name"] for r in out["topologies"]] == ["centralized", "decentralized", "semi_centralized",
+                                                      "semi_centralized_rehearsal"]
+    keys = {"name", "local_top2", "server_top2", "bytes_moved", "edge_mflops", "raw_data_left_node"}
+    assert all(set(r) == keys for r in out["topologies"])
+    rows = {r["name"]: r for r in out["topologies"]}
+    assert rows["centralized"]["edge_mflops"] == 0 and rows["decentralized"]["edge_mflops"] > 0
+    assert rows["semi_centralized"]["bytes_moved"] < rows["decentralized"]["bytes_moved"]
+    assert (tmp_path / "topology.png").stat().st_size > 0

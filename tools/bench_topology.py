@@ -19,7 +19,10 @@ training FLOPs (thop convention; backward = 2x forward) and whether raw local da
 
 JSON (last line): {"topologies": [{"name", "local_top2", "server_top2", "bytes_moved", "edge_mflops",
 "raw_data_left_node"}, ...]}: accuracies in percent, the mean over the slots t0..t3, the nodes and the
-seeds; bytes_moved and edge_mflops per node and deployment (mean over nodes and seeds).
+seeds; bytes_moved and edge_mflops per node and deployment (mean over nodes and seeds); the four topologies
+of Table I only (centralized_update is in the printed table and results.json).  ``--flows`` runs a subset
+(``--reuse-server`` keeps the server artifacts already in ``--out``; results then go to
+``results_<flows>.json`` and ``topology_<flows>.png``).  Timings printed are wall and CPU time.
 """
 from __future__ import annotations
 
