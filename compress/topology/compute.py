@@ -13,6 +13,7 @@ FLOPs per sample are ``compress.profile.count_totals`` of one sample of the shap
 ``convention`` given (``"thop"``: the operations papers report as FLOPs, as Table II of the seed does).
 
 It also refuses a node without data: a data module with no training batch is one line naming the node.
+A run resumed from a checkpoint counts the passes of the resumed part only (the counts are not checkpointed).
 """
 from __future__ import annotations
 
