@@ -21,7 +21,8 @@ from compress.errors import UserError
 from compress.models import MLP
 from compress.run import save_student
 from compress.topology import (ArtifactTeacher, EdgeCompute, InitFromArtifact, Ledger, Node, Plan, ReplayMix, Step,
-                               WriteReplay, read_artifact, read_replay, run_server, run_topology, step_args)
+                               WriteReplay, export_samples, read_artifact, read_replay, run_server, run_topology,
+                               step_args)
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP_SPEC = {"class_path": "compress.models.MLP", "init_args": {"in_features": 4, "out_features": 3, "hidden": [5]}}
@@ -238,6 +239,9 @@ def test_flows_ship_what_the_topology_says_and_count_edge_compute(plan):
     assert x.dtype == torch.uint8 and len(x) >= 8 and up.bytes == Path(up.path).stat().st_size
     assert ledger.raw_data_left_node("night") and ledger.bytes_moved("night") == up.bytes + down.bytes
     assert ledger.edge_flops("night") == 0 and deployed["night"].read_bytes() != arts["student"].read_bytes()
+    torch.manual_seed(123)   # the upload does not depend on where the global generator stands
+    again, _ = read_replay(export_samples(plan.nodes[0].data, Path(up.path).with_name("again.pt")))
+    assert torch.equal(again, x)
     with pytest.raises(UserError, match="no node step for topology 'semi_centralized'"):
         run_topology(plan, "semi_centralized", arts)
 

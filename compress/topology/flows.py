@@ -145,14 +145,20 @@ def run_server(plan: Plan) -> dict[str, Path]:
     return arts
 
 
-def export_samples(data: dict, path: Path) -> Path:
-    """All training samples of a data module spec, written as a replay-format file (a node's data upload)."""
+def export_samples(data: dict, path: Path, seed: int = 0) -> Path:
+    """All training samples of a data module spec, written as a replay-format file (a node's data upload).
+    The loader's shuffle (and so which samples an incomplete last batch drops) is drawn from ``seed``, not
+    from wherever the global generator stands, so the upload is the same in every run."""
+    import torch
+
     from ..recipe import instantiate
     from .replay import WriteReplay
 
-    dm = instantiate(data, "data")
-    dm.setup("fit")
-    return WriteReplay(n=None, filename=Path(path).name)(datamodule=dm, run_dir=Path(path).parent)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        dm = instantiate(data, "data")
+        dm.setup("fit")
+        return WriteReplay(n=None, seed=seed, filename=Path(path).name)(datamodule=dm, run_dir=Path(path).parent)
 
 
 def _update(plan: Plan, ledger: Ledger, node: Node, base: Path, artifacts: dict[str, Path]) -> Path:

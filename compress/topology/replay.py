@@ -2,7 +2,8 @@
 server's data mixed into an edge node's fine-tuning, against catastrophic forgetting.
 
 * ``WriteReplay(n)``: an ``after_fit`` hook for the server's student recipe; it draws ``n`` training
-  samples of the run's data module (a seeded random choice) and writes them, as they enter the
+  samples of the run's data module (a random choice seeded by ``seed``, over one pass of the training
+  loader, whose order follows the global generator: after a seeded training, the run's seed) and writes them, as they enter the
   network (``{"x": ..., "y": ...}`` tensors), to ``<run_dir>/replay.pt`` (atomically).  This file is
   what the server ships; its size is what the ledger counts.  Inputs whose values are all integers in
   0..255 (binary motion masks, 8-bit pixels) are stored as uint8, exactly (``ReplayMix`` casts them back).
