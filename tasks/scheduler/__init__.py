@@ -15,7 +15,7 @@ import importlib
 _LAZY = {
     "Actor1LDS": "models", "Critic1LDS": "models", "Actor2LDS": "models", "Critic2LDS": "models",
     "ActorPolicy": "evaluate", "ClosedLoop": "evaluate", "evaluate": "evaluate",
-    "PermutedCandidates": "augment", "permute_1lds": "augment", "permute_2lds": "augment",
+    "PermutedCandidates": "augment", "WithExpert": "expert", "SchedRolloutData": "data", "permute_1lds": "augment", "permute_2lds": "augment",
 }
 
 __all__ = sorted(_LAZY)

@@ -11,7 +11,8 @@ the shortlist, and every permutation is a new sample.
 * ``to_env_actions(actions, perm)``: the agent's slot j -> candidate ``perm[j]``; U (none) stays U;
 * ``PermutedCandidates(env, seed)``: a vector-env wrapper drawing a fresh permutation per cell and stage
   (the candidate scores in ``info["scores"]`` permuted alike, so the PF expert of PPO agrees), for
-  ``compress.rl``'s algorithms in a recipe; checkpointable (its generator and permutation).
+  ``compress.rl``'s algorithms in a recipe. Like the scheduler env it has no ``state_dict`` (a resumed run
+  restarts the env, as ``compress.rl``'s collector warns).
 
 ``perm`` is ``(E, U)``: row e's slot j shows candidate ``perm[e, j]``.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from compress.errors import UserError
 
@@ -123,13 +123,3 @@ class PermutedCandidates:
         self._draw()
         obs, info = self._apply(obs, info)
         return obs, rew, term, trunc, info
-
-    def state_dict(self) -> dict:
-        inner = self.env.state_dict() if hasattr(self.env, "state_dict") else None
-        return {"env": inner, "rng": self.rng.bit_generator.state, "perm": torch.from_numpy(self.perm.copy())}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["env"] is not None:
-            self.env.load_state_dict(state["env"])
-        self.rng.bit_generator.state = state["rng"]
-        self.perm = state["perm"].numpy().copy()
