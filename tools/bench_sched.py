@@ -91,13 +91,14 @@ class _Deep:
         self.design = DEEP[name][3]
 
     def actor(self):
-        import torch
         import tasks.scheduler as ts
         recipe, (cls, kw), art, _ = DEEP[self.name]
         path = run_folder(self.name) / art
-        if path.suffix == ".pt":
-            net = getattr(ts, cls)(**kw)
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        if path.suffix == ".pt":                     # the run's student.pt (weights and the module spec)
+            from compress.serialize import load_module
+            net = load_module(path, trusted=("tasks",))
+            if not isinstance(net, getattr(ts, cls)) or net.net[0].out_features != kw["width"]:
+                raise RuntimeError(f"{path}: expected a {cls} of width {kw['width']}, got {net}")
             return net.eval()
         return _c_source(path)                      # the deployed artifact, run by its own runtime
 
