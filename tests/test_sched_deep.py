@@ -148,3 +148,28 @@ def test_exported_actor_decides_as_pytorch_on_recorded_states(tmp_path, runtime)
         with torch.no_grad():
             ref = actor(torch.as_tensor(s)).numpy()
         np.testing.assert_allclose(deployed.fn(s), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_with_expert_reports_pf_greedy_decisions_in_the_agents_slot_order():
+    from envs.scheduler import PFGreedySDS
+    from tasks.scheduler.expert import WithExpert
+
+    env = WithExpert(PermutedCandidates(SchedulerEnv(setup="training", n_ue_per_cell=UE_PER_CELL, seed=5), seed=2))
+    obs, info = env.reset(seed=5)
+    inner = env.env
+    for _ in range(3):
+        exp = info["expert_action"]
+        assert exp.shape == (21, 18)
+        assert np.array_equal(exp, PFGreedySDS()(obs, info))                  # on the permuted scores
+        m = info["action_mask"].reshape(21, 18, 11)
+        assert np.take_along_axis(m, exp[..., None], -1).all()
+        # mapped back through the permutation it is PF greedy on the env's own candidate order (up to exact
+        # ties of the PF metric, common in the first TTIs: R_u starts from the discrete wideband CQI rate)
+        sc = inner.env.scores
+        plain = PFGreedySDS()(None, {"scores": sc, "layer": info["layer"]})
+        back = to_env_actions(exp, inner.perm)
+        assert np.array_equal(back == 10, plain == 10)
+        pick = lambda a: np.take_along_axis(sc["dpf"], np.minimum(a, 9)[..., None], -1)[..., 0]
+        assert np.array_equal(np.where(plain < 10, pick(back), 0), np.where(plain < 10, pick(plain), 0))
+        assert (back != plain).mean() < 0.5
+        obs, r, _, _, info = env.step(exp)
