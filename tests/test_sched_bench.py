@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_sched_quick_prints_the_contract(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_sched.py"), "--quick", "--json",
-                          "--out", str(tmp_path)], env=env, capture_output=True, text=True, timeout=900)
+                          "--out", str(tmp_path), "--policies", "su_pf,baseline_sds,pf_greedy", "--no-latency"], env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(res) == {"fb", "ftp3", "gains_over_baseline_sds", "env", "throughput_unit"}
+    assert set(res) == {"fb", "ftp3", "gains_over_baseline_sds", "env", "throughput_unit", "co_scheduling",
+                        "std_over_drops", "train_minutes"}
     pols = {"su_pf", "baseline_sds", "pf_greedy"}
     for tr in ("fb", "ftp3"):
         assert set(res[tr]) == pols and set(res["gains_over_baseline_sds"][tr]) == pols

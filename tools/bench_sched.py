@@ -1,6 +1,9 @@
-"""MU-MIMO scheduler benchmark: the seed's Table 1 KPIs for SU-MIMO PF, the baseline SDS and PF greedy SDS.
+"""MU-MIMO scheduler benchmark: the seed's Table 1 KPIs for SU-MIMO PF, the baseline SDS, PF greedy SDS and
+the deep schedulers (1LDS-PPO, 1LDS-DSACD, 2LDS-SACD, the compressed student, the student's architecture
+trained directly by DSACD), their per-TTI latency and training time.
 
     python tools/bench_sched.py [--json] [--drops 10] [--ttis 400] [--warmup 150] [--jobs 1] [--quick]
+    python tools/bench_sched.py --train dsacd_1lds        # (re)train one deep scheduler, timed
 
 Evaluation set-up of the seed (``envs.scheduler``: 21 cells, 210 UEs, 273 PRBs in 18 RBGs of 16, abs(L) = 8),
 full buffer and FTP Model 3 (0.5 MB at 20 files/s) separately, ``--drops`` random drops run as one batched
@@ -13,6 +16,16 @@ thread: ``env.tti_ms_train`` is the process CPU time per TTI, the best of 24 blo
 wall time on an idle core and, unlike wall time, does not count the waits of a shared machine; on a
 loaded VM it is still inflated, by cache sharing and steal time, which short blocks' best leaves out);
 medians and wall times are printed and stored too.
+
+Deep schedulers (tasks/scheduler, README "Deep schedulers") are loaded from their run folders
+(``DEEP``: recipe, run folder, artifact); one whose run folder is missing is trained first with
+``--train-missing`` (its recipe, ``python -m compress fit``; 5-25 minutes each on 2 shared cores), or left out
+with a note. ``--train NAME`` retrains one, timed (wall and CPU minutes of the fit process, stored in
+``runs/bench_sched/train_times.json``: the ``train_minutes`` of the contract). The student row is the deployed
+artifact itself (the int8 C export, compiled and called through ctypes), the other actors run in PyTorch.
+Latency (``tasks.scheduler.latency``): per TTI of the evaluation set-up, batch 1, one thread, own process:
+the student's int8 C artifact (8 passes), the DSACD actor and the 2LDS actor in C fp32 (8 / 144 passes),
+and the heuristics' per-cell CPU time per TTI in this project's numpy implementation.
 
 Writes ``runs/bench_sched/throughput_cdf.png`` (user-throughput CDFs, FTP3 UPT CDF) and
 ``runs/bench_sched/results.json`` (everything, per policy and traffic). ``--json`` prints the issue's
@@ -45,10 +58,91 @@ PAPER_GAINS = {  # seed Table 1, % over the baseline SDS (5th percentile, median
 KEYS = ("p5", "median", "geomean")
 
 
-def policies() -> dict:
-    """Policies to score: name -> factory. The deep schedulers of the next issue are added here."""
+# deep schedulers: name -> (recipe, actor factory (module, kwargs), artifact inside the run folder, design)
+DEEP = {
+    "ppo_1lds": ("sched_1lds_ppo", ("Actor1LDS", {"width": 32}), "student.pt", "1lds"),
+    "dsacd_1lds": ("sched_1lds_dsacd", ("Actor1LDS", {"width": 256}), "student.pt", "1lds"),
+    "sacd_2lds": ("sched_2lds_sacd", ("Actor2LDS", {"width": 32}), "student.pt", "2lds"),
+    "student": ("sched_1lds_distill", ("Actor1LDS", {"width": 32}), "export/c_int8", "1lds"),
+    "dsacd_1lds_small": ("sched_1lds_dsacd_small", ("Actor1LDS", {"width": 32}), "student.pt", "1lds"),
+}
+
+
+def run_folder(name: str) -> Path:
+    return ROOT / "runs" / DEEP[name][0]
+
+
+def deep_available(name: str) -> bool:
+    return (run_folder(name) / DEEP[name][2]).exists()
+
+
+def _c_source(folder: Path) -> Path:
+    cs = [f for f in sorted(folder.glob("*.c")) if not f.stem.endswith("_harness")]
+    if not cs:
+        raise FileNotFoundError(f"no C export in {folder}")
+    return cs[0]
+
+
+class _Deep:
+    """Zero-argument factory of a deep scheduler's env policy (loaded from its run folder)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.design = DEEP[name][3]
+
+    def actor(self):
+        import tasks.scheduler as ts
+        recipe, (cls, kw), art, _ = DEEP[self.name]
+        path = run_folder(self.name) / art
+        if path.suffix == ".pt":                     # the run's student.pt (weights and the module spec)
+            from compress.serialize import load_module
+            net = load_module(path, trusted=("tasks",))
+            if not isinstance(net, getattr(ts, cls)) or net.net[0].out_features != kw["width"]:
+                raise RuntimeError(f"{path}: expected a {cls} of width {kw['width']}, got {net}")
+            return net.eval()
+        return _c_source(path)                      # the deployed artifact, run by its own runtime
+
+    def __call__(self):
+        from tasks.scheduler.evaluate import ActorPolicy
+        pol = ActorPolicy(self.actor(), name=self.name)
+        pol.design = self.design
+        return pol
+
+
+def policies(include_missing: bool = False) -> dict:
+    """Policies to score: name -> factory (heuristics, then the deep schedulers whose run folders exist)."""
     from envs.scheduler.baselines import POLICIES
-    return dict(POLICIES)
+    out = dict(POLICIES)
+    for name in DEEP:
+        if include_missing or deep_available(name):
+            out[name] = _Deep(name)
+    return out
+
+
+TRAIN_TIMES = ROOT / "runs" / "bench_sched" / "train_times.json"
+
+
+def train(name: str) -> dict:
+    """Fit a deep scheduler's recipe from scratch in a child process; wall and CPU minutes (children's
+    rusage) go to ``train_times.json``. The distilled student needs its teacher (dsacd_1lds) first."""
+    import resource
+    recipe = ROOT / "recipes" / f"{DEEP[name][0]}.yaml"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "compress", "fit", str(recipe), "--fresh"], env=env, cwd=ROOT)
+    if proc.returncode:
+        raise RuntimeError(f"training {name} ({recipe.name}) failed with exit code {proc.returncode}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rec = {"wall_minutes": (time.time() - t0) / 60,
+           "cpu_minutes": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / 60,
+           "recipe": str(recipe.relative_to(ROOT)), "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    times = json.loads(TRAIN_TIMES.read_text()) if TRAIN_TIMES.exists() else {}
+    times[name] = rec
+    _write_json(TRAIN_TIMES, times)
+    print(f"trained {name}: {rec['wall_minutes']:.1f} min wall, {rec['cpu_minutes']:.1f} min CPU", flush=True)
+    return rec
 
 
 _SPEED_CODE = r"""
@@ -102,9 +196,11 @@ def _score(job: tuple) -> tuple:
     import torch
     torch.set_num_threads(1)
     from envs.scheduler.env import SchedulerEnv
-    env = SchedulerEnv(setup="evaluation", traffic=traffic, n_drops=drops, seed=seed)
+    pol = policies()[name]()
+    env = SchedulerEnv(setup="evaluation", traffic=traffic, n_drops=drops, seed=seed,
+                       design=getattr(pol, "design", "1lds"))
     t0 = time.process_time()
-    k = env.run(policies()[name](), n_tti=n_tti, warmup=warmup, seed=seed)
+    k = env.run(pol, n_tti=n_tti, warmup=warmup, seed=seed)
     k["cpu_s"] = time.process_time() - t0
     k["std_over_drops"] = per_drop_spread(k, traffic, drops)
     return traffic, name, k
@@ -177,6 +273,49 @@ def plot(res: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _finite(obj):
+    """NaN / inf -> None (strict JSON; a gain over a zero baseline KPI is undefined)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def latency_table() -> dict:
+    """The contract's ``latency_us`` (module doc), printed as a table; entries whose actor is missing are
+    left out."""
+    from tasks.scheduler.latency import actor_tti_latency, heuristic_tti_time
+    out, rows = {}, []
+    if deep_available("student"):
+        c = _c_source(run_folder("student") / DEEP["student"][2])
+        st = actor_tti_latency(None, 8, runtimes=("c-export-int8",),
+                               artifacts={"c-export-int8": {"path": c, "h": c.with_suffix(".h"),
+                                                            "bytes": c.stat().st_size}})["c-export-int8"]
+        out["student_tti8_p50"], out["student_tti8_p99"] = st["tti_p50_us"], st["tti_p99_us"]
+        rows.append(("student (2x32 int8 C, deployed artifact)", st))
+    for name, passes, key in (("dsacd_1lds", 8, "dsacd_1lds_tti8_p50"), ("sacd_2lds", 144, "sacd_2lds_tti_p50"),
+                              ("dsacd_1lds_small", 8, None)):
+        if not deep_available(name):
+            continue
+        lat = actor_tti_latency(_Deep(name).actor(), passes, runtimes=("c-export", "c-export-int8", "onnxruntime"))
+        if key:
+            out[key] = lat["c-export"]["tti_p50_us"]
+        for rt, st in lat.items():
+            rows.append((f"{name} ({rt})", st))
+    for name in ("baseline_sds", "pf_greedy"):
+        st = heuristic_tti_time(name)
+        out[f"{name}_tti_p50"] = st["tti_p50_us"]
+        rows.append((f"{name} (numpy, per cell)", {**st, "passes": None}))
+    print("\nper-TTI latency, evaluation set-up (batch 1, one thread, own process; us):")
+    for label, st in rows:
+        print(f"  {label:44s} p50 {st['tti_p50_us']:9.1f}  p99 {st['tti_p99_us']:9.1f}"
+              + (f"  ({st['passes']} passes, {st['pass_p50_us']:.2f} per pass)" if st.get("passes") else ""))
+    return out
+
+
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -196,9 +335,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/bench_sched", help="folder for the PNG and results.json")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes for the (traffic, policy) runs (same numbers)")
     ap.add_argument("--speed-only", action="store_true", help="only the env speed test (its JSON on the last line)")
+    ap.add_argument("--train", default=None, choices=sorted(DEEP), help="(re)train one deep scheduler, timed, then exit")
+    ap.add_argument("--train-missing", action="store_true", help="train the deep schedulers whose run folder is missing")
+    ap.add_argument("--no-latency", action="store_true", help="skip the per-TTI latency measurements")
+    ap.add_argument("--no-speed", action="store_true", help="skip the env speed test")
     a = ap.parse_args(argv)
+    if a.train:
+        train(a.train)
+        return 0
     if a.quick:
         a.drops, a.ttis, a.warmup = 1, 20, 10
+    if a.train_missing:
+        for name in ("dsacd_1lds", "student", "dsacd_1lds_small", "ppo_1lds", "sacd_2lds"):   # teacher first
+            if not deep_available(name):
+                train(name)
+    missing = [n for n in DEEP if not deep_available(n)]
+    if missing:
+        print(f"deep schedulers left out (no run folder; --train-missing trains them): {', '.join(missing)}", flush=True)
     pols = policies()
     if a.policies:
         want = a.policies.split(",")
@@ -211,23 +364,26 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(1)
     t_start = time.time()
-    speed = env_speed(*((2, 1, 2, 2) if a.quick else (5, 1, 20, 24)))
+    speed = None if a.no_speed else env_speed(*((2, 1, 2, 2) if a.quick else (5, 1, 20, 24)))
     if a.speed_only:
         print(json.dumps(speed))
         return 0
-    sp1 = speed["1lds"]
-    sp2 = speed["2lds"]
-    print(f"env speed (training set-up, 1512 decisions per TTI, one thread, best / median of {sp1['blocks']} blocks): "
+    sp1 = speed["1lds"] if speed else None
+    sp2 = speed["2lds"] if speed else None
+    if speed:
+        print(f"env speed (training set-up, 1512 decisions per TTI, one thread, best / median of {sp1['blocks']} blocks): "
           f"1LDS {sp1['tti_cpu_ms_best']:.1f} / {sp1['tti_cpu_ms_median']:.1f} ms/TTI CPU (wall {sp1['tti_ms_best']:.1f} / "
           f"{sp1['tti_ms_median']:.1f}); 2LDS {sp2['tti_cpu_ms_best']:.1f} / {sp2['tti_cpu_ms_median']:.1f} ms/TTI CPU "
           f"(wall {sp2['tti_ms_best']:.1f})", flush=True)
     res = run_all(list(pols), a.drops, a.ttis, a.warmup, a.seed, a.jobs)
     contract = {"fb": {}, "ftp3": {}, "gains_over_baseline_sds": {"fb": {}, "ftp3": {}},
-                "env": {"tti_ms_train": float(sp1["tti_cpu_ms_best"]),
-                        "decisions_per_s": float(sp1["decisions_per_tti"] / sp1["tti_cpu_ms_best"] * 1e3)},
+                "env": ({"tti_ms_train": float(sp1["tti_cpu_ms_best"]),
+                         "decisions_per_s": float(sp1["decisions_per_tti"] / sp1["tti_cpu_ms_best"] * 1e3)}
+                        if sp1 else None),
                 "throughput_unit": "Mbit/s"}
     from envs.scheduler import kpi
-    print(f"\n{'':5s}{'policy':14s}{'p5':>9s}{'median':>9s}{'geomean':>9s}   gain over baseline SDS % (seed's)")
+    print(f"\n{'':5s}{'policy':17s}{'p5':>9s}{'median':>9s}{'geomean':>9s}   gain over baseline SDS %  (seed's Table 1)"
+          f"   std over drops p5/median/geomean   UEs & layers per used RBG")
     for tr in ("fb", "ftp3"):
         base = res[tr]["baseline_sds"][tr]
         for name, k in res[tr].items():
@@ -236,9 +392,12 @@ def main(argv=None) -> int:
             contract[tr][name] = s
             contract["gains_over_baseline_sds"][tr][name] = g
             ref = PAPER_GAINS[tr].get(name)
-            refs = "" if ref is None else "  (" + " / ".join(f"{x:+.1f}" for x in ref) + ")"
-            print(f"{tr:5s}{name:14s}" + "".join(f"{s[key]:9.2f}" for key in KEYS) + "   "
-                  + " / ".join(f"{g[key]:+.1f}" for key in KEYS) + refs)
+            refs = "" if ref is None else "(" + " / ".join(f"{x:+.1f}" for x in ref) + ")"
+            sd = k["std_over_drops"]
+            print(f"{tr:5s}{name:17s}" + "".join(f"{s[key]:9.2f}" for key in KEYS) + "   "
+                  + " / ".join(f"{g[key]:+6.1f}" for key in KEYS) + f"  {refs:24s}"
+                  + " / ".join(f"{sd[key]:.2f}" for key in KEYS)
+                  + f"   {k['ues_per_used_rbg']:.2f} / {k['layers_per_used_rbg']:.2f}")
     fb, ftp = res["fb"], res["ftp3"]
     if "su_pf" in fb:
         print(f"MU (baseline SDS) vs SU-MIMO PF median: FB {kpi.gains(fb['baseline_sds']['fb'], fb['su_pf']['fb'])['median']:+.1f}%"
@@ -247,6 +406,17 @@ def main(argv=None) -> int:
     print(f"FTP3 load per cell: offered {k['offered_bps_per_cell'] / 1e6:.0f} Mbit/s, served "
           f"{k['served_ftp_bps_per_cell'] / 1e6:.0f} Mbit/s (baseline SDS); UPT median "
           + ", ".join(f"{n} {v['upt']['median']:.1f}" for n, v in ftp.items()) + " Mbit/s")
+    contract["co_scheduling"] = {tr: {n: {"ues_per_used_rbg": k["ues_per_used_rbg"],
+                                           "layers_per_used_rbg": k["layers_per_used_rbg"]} for n, k in r.items()}
+                                  for tr, r in res.items()}
+    contract["std_over_drops"] = {tr: {n: k["std_over_drops"] for n, k in r.items()} for tr, r in res.items()}
+    if not a.no_latency:
+        contract["latency_us"] = latency_table()
+    times = json.loads(TRAIN_TIMES.read_text()) if TRAIN_TIMES.exists() else {}
+    contract["train_minutes"] = {n: float(t["wall_minutes"]) for n, t in times.items()}
+    for n, t in times.items():
+        print(f"train {n}: {t['wall_minutes']:.1f} min wall, {t['cpu_minutes']:.1f} min CPU ({t['when']}, {t['recipe']})")
+    contract = _finite(contract)
     out = Path(a.out)
     if not out.is_absolute():
         out = ROOT / out

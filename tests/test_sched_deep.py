@@ -1,0 +1,175 @@
+"""Deep schedulers (tasks/scheduler): the 1LDS actor's branch layout, masked greedy decoding, candidate
+permutation augmentation (rewards kept, actions permuted consistently) and an exported actor deciding
+exactly as PyTorch does on recorded states."""
+import numpy as np
+import pytest
+import torch
+
+from compress.rl.policies import Branches, greedy
+from envs.scheduler.env import SchedulerEnv
+from tasks.scheduler.augment import PermutedCandidates, permute_1lds, permute_2lds, to_env_actions
+from tasks.scheduler.evaluate import ActorPolicy, masked_greedy
+from tasks.scheduler.models import Actor1LDS, Actor2LDS, Critic1LDS
+
+UE_PER_CELL = 12      # the small drop of tests/test_sched_env.py
+
+
+def test_1lds_actor_sizes_and_branch_layout():
+    a = Actor1LDS()
+    assert a.in_features == 10 * (5 + 2 * 18) == 410 and a.out_features == 18 * 11 == 198
+    assert [m.out_features for m in a.modules() if isinstance(m, torch.nn.Linear)] == [32, 32, 198]
+    assert a.branches == [11] * 18
+    assert Critic1LDS(n_quantiles=16).out_features == 198 * 16
+    assert Actor2LDS().in_features == 81 and Actor2LDS().out_features == 11
+    assert [m.out_features for m in Actor1LDS(width=8, depth=3).modules() if isinstance(m, torch.nn.Linear)] == [8, 8, 8, 198]
+    # flat output entry m * 11 + u is candidate u on RBG m: the reshape compress.rl's Branches uses
+    last = [m for m in a.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[5 * 11 + 3] = 1.0                    # RBG 5, candidate 3
+        last.bias[17 * 11 + 10] = 2.0                  # RBG 17, no allocation
+    out = a(torch.zeros(2, 410))
+    view = Branches(a.branches).view(out)
+    assert view.shape == (2, 18, 11)
+    assert torch.equal(out.reshape(2, 18, 11), view)
+    assert view[0, 5, 3] == 1.0 and view[1, 17, 10] == 2.0 and view.abs().sum() == 2 * 3.0
+
+
+def test_masked_greedy_picks_best_valid_choice_per_rbg():
+    logits = np.array([[5.0, 1.0, 0.5, 9.0, 2.0, 3.0]])            # 2 RBGs x (2 candidates + none)
+    mask = np.array([[False, True, True, True, True, False]])
+    # RBG 0: candidate 0 (5.0) is masked -> candidate 1 (1.0) beats none (0.5)
+    # RBG 1: candidate 0 (9.0) valid -> 0; candidate 2 = none
+    assert masked_greedy(logits, mask, 3).tolist() == [[1, 0]]
+    assert masked_greedy(logits, np.ones_like(mask), 3).tolist() == [[0, 0]]
+    br = Branches([3, 3])                                            # same decision as compress.rl's greedy
+    assert greedy(torch.tensor(logits), br, torch.tensor(mask)).tolist() == [[1, 0]]
+
+
+def test_actor_policy_only_takes_valid_actions_in_the_env():
+    env = SchedulerEnv(setup="training", n_ue_per_cell=UE_PER_CELL, seed=5)
+    pol = ActorPolicy(Actor1LDS())
+    obs, info = env.reset(seed=5)
+    for _ in range(env.n_stages):
+        a = pol(obs, info)
+        assert a.shape == (21, 18)
+        m = info["action_mask"].reshape(21, 18, 11)
+        assert np.take_along_axis(m, a[..., None], -1).all()
+        obs, r, _, _, info = env.step(a)
+        assert r.shape == (21, 18) and np.isfinite(r).all()
+
+
+def test_permute_1lds_moves_segments_masks_and_actions_together():
+    rng = np.random.default_rng(0)
+    E, U, M = 3, 10, 18
+    obs = rng.random((E, U * (5 + 2 * M))).astype(np.float32)
+    mask = rng.random((E, M * (U + 1))) > 0.3
+    perm = np.stack([rng.permutation(U) for _ in range(E)])
+    po, pm = permute_1lds(obs, mask, perm)
+    seg, pseg = obs.reshape(E, U, -1), po.reshape(E, U, -1)
+    m, pmm = mask.reshape(E, M, U + 1), pm.reshape(E, M, U + 1)
+    for e in range(E):
+        for j in range(U):
+            assert np.array_equal(pseg[e, j], seg[e, perm[e, j]])
+            assert np.array_equal(pmm[e, :, j], m[e, :, perm[e, j]])
+        assert np.array_equal(pmm[e, :, U], m[e, :, U])               # "no allocation" is not permuted
+    act = rng.integers(0, U + 1, (E, M))
+    env_act = to_env_actions(act, perm)
+    expect = np.where(act < U, np.take_along_axis(perm, np.minimum(act, U - 1), 1), U)
+    assert np.array_equal(env_act, expect)
+    # a choice valid in the permuted view is valid for the env, and the other way round
+    assert np.array_equal(np.take_along_axis(pmm, act[..., None], -1), np.take_along_axis(m, env_act[..., None], -1))
+
+
+def test_permute_2lds_keeps_the_rbg_entry():
+    E, U = 2, 10
+    obs = np.arange(E * (8 * U + 1), dtype=np.float32).reshape(E, -1)
+    mask = np.ones((E, U + 1), bool)
+    mask[:, 2] = False
+    perm = np.tile(np.roll(np.arange(U), 1), (E, 1))                # slot j shows candidate j - 1
+    po, pm = permute_2lds(obs, mask, perm)
+    assert np.array_equal(po[:, -1], obs[:, -1])
+    assert np.array_equal(po[:, 8:16], obs[:, 0:8]) and np.array_equal(po[:, 0:8], obs[:, 72:80])
+    assert not pm[0, 3] and pm[0, 2] and pm[0, U]
+    assert to_env_actions(np.array([3, U]), perm).tolist() == [2, U]
+
+
+def test_permuted_env_gives_the_same_rewards_and_allocation_as_the_plain_env():
+    """The same decisions through the wrapper (slots mapped by its permutation) and straight to the env:
+    identical per-RBG rewards at every stage, identical realised TTI bits."""
+    plain = SchedulerEnv(setup="training", n_ue_per_cell=UE_PER_CELL, seed=5)
+    wrapped = PermutedCandidates(SchedulerEnv(setup="training", n_ue_per_cell=UE_PER_CELL, seed=5), seed=3)
+    o1, i1 = plain.reset(seed=5)
+    o2, i2 = wrapped.reset(seed=5)
+    rng = np.random.default_rng(1)
+    moved = False
+    for _ in range(2 * plain.n_stages):
+        m = i1["action_mask"].reshape(21, 18, 11)
+        a_env = (rng.random(m.shape) * m).argmax(-1)                 # a random valid choice per RBG
+        inv = np.argsort(wrapped.perm, axis=1)                       # candidate -> slot
+        a_slot = np.where(a_env < 10, np.take_along_axis(inv, np.minimum(a_env, 9), 1), 10)
+        assert np.array_equal(to_env_actions(a_slot, wrapped.perm), a_env)
+        moved |= not np.array_equal(a_slot, a_env)
+        o2p, _ = permute_1lds(o1, i1["action_mask"], wrapped.perm)
+        assert np.array_equal(o2, o2p)                                # the wrapper shows the permuted state
+        o1, r1, _, _, i1 = plain.step(a_env)
+        o2, r2, _, _, i2 = wrapped.step(a_slot)
+        assert np.array_equal(r1, r2)
+        if i1["tti_end"]:
+            assert i1["tti_stats"]["bits"] == i2["tti_stats"]["bits"]
+    assert moved
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "c"])
+def test_exported_actor_decides_as_pytorch_on_recorded_states(tmp_path, runtime):
+    torch.manual_seed(0)
+    actor = Actor1LDS().eval()
+    env = SchedulerEnv(setup="training", n_ue_per_cell=UE_PER_CELL, seed=5)
+    pol = ActorPolicy(actor)
+    obs, info = env.reset(seed=5)
+    states, masks = [], []
+    for _ in range(env.n_stages):
+        states.append(obs)
+        masks.append(info["action_mask"])
+        obs, _, _, _, info = env.step(pol(obs, info))
+    if runtime == "onnx":
+        from compress.export import export_onnx
+        path = export_onnx(actor, torch.zeros(1, 410), tmp_path / "actor.onnx")
+    else:
+        from compress.export import export_c
+        path = export_c(actor, tmp_path / "c", name="actor")["c"]
+    deployed = ActorPolicy(path)
+    n_rbg_info = {"scores": {"dpf": np.zeros((21, 18, 10))}}
+    for s, m in zip(states, masks):
+        a_torch = pol(s, {"action_mask": m, **n_rbg_info})
+        a_dep = deployed(s, {"action_mask": m, **n_rbg_info})
+        assert np.array_equal(a_torch, a_dep)
+        with torch.no_grad():
+            ref = actor(torch.as_tensor(s)).numpy()
+        np.testing.assert_allclose(deployed.fn(s), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_with_expert_reports_pf_greedy_decisions_in_the_agents_slot_order():
+    from envs.scheduler import PFGreedySDS
+    from tasks.scheduler.expert import WithExpert
+
+    env = WithExpert(PermutedCandidates(SchedulerEnv(setup="training", n_ue_per_cell=UE_PER_CELL, seed=5), seed=2))
+    obs, info = env.reset(seed=5)
+    inner = env.env
+    for _ in range(3):
+        exp = info["expert_action"]
+        assert exp.shape == (21, 18)
+        assert np.array_equal(exp, PFGreedySDS()(obs, info))                  # on the permuted scores
+        m = info["action_mask"].reshape(21, 18, 11)
+        assert np.take_along_axis(m, exp[..., None], -1).all()
+        # mapped back through the permutation it is PF greedy on the env's own candidate order (up to exact
+        # ties of the PF metric, common in the first TTIs: R_u starts from the discrete wideband CQI rate)
+        sc = inner.env.scores
+        plain = PFGreedySDS()(None, {"scores": sc, "layer": info["layer"]})
+        back = to_env_actions(exp, inner.perm)
+        assert np.array_equal(back == 10, plain == 10)
+        pick = lambda a: np.take_along_axis(sc["dpf"], np.minimum(a, 9)[..., None], -1)[..., 0]
+        assert np.array_equal(np.where(plain < 10, pick(back), 0), np.where(plain < 10, pick(plain), 0))
+        assert (back != plain).mean() < 0.5
+        obs, r, _, _, info = env.step(exp)
