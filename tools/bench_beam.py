@@ -63,8 +63,6 @@ def _config(name: str, modality: str, args, seed: int) -> dict:
                "data.n_sequences": args.sequences, "data.window_stride": args.window_stride,
                "model.student.modality": modality,
                "model.student.image_size": args.resolution, "model.student.radar_shape": list(args.radar_shape)}
-    if name == "relation":   # the bench hands the trained teacher itself, not the recipe's RecipeTeacher wrapper
-        changes["model.distiller.terms.0.init_args.teacher_tap"] = "temporal"
     changes.update(SEED_KD[modality].get(name, {}))
     for key, value in changes.items():
         apply_override(cfg, key, yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip())
