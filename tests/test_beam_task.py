@@ -48,6 +48,26 @@ def test_datamodule_windows_batches_and_cache(dm):
         BeamDataModule(modality="rgb")
 
 
+def test_radar_floor_normalisation(dm):
+    """'floor': each map minus its median, each channel over the training frames' std (hand-checked on the
+    raw maps); empty maps become 0 like the zero-padded future steps; test frames never shape the scale."""
+    norm = BeamDataModule(modality="image_radar", cache_dir=dm.cache_dir, radar_norm="floor", **TINY)
+    norm.setup()
+    raw, out = dm.frames.radar, norm.frames.radar
+    train_ids = [s for s, _, _ in dm.frames.sequences()][:4]
+    floor = raw - np.median(raw.reshape(len(raw), 2, -1), axis=2)[:, :, None, None]
+    train = np.isin(dm.frames.seq, train_ids)
+    scale = floor[train].std(axis=(0, 2, 3))
+    assert np.allclose(out, floor / scale[None, :, None, None], atol=1e-5)
+    assert np.allclose(np.median(out.reshape(len(out), 2, -1), axis=2), 0, atol=1e-5)
+    assert np.allclose(out[train].std(axis=(0, 2, 3)), 1, atol=1e-4) and np.allclose(norm.radar_scaling, scale)
+    assert np.array_equal(norm.frames.masks, dm.frames.masks) and np.array_equal(dm.frames.radar, raw)
+    x = norm.train_set[[0]]["x"][0]
+    assert torch.equal(x[:, 256:][8:], torch.zeros(2, 2 * 16 * 8))        # padded future steps stay 0
+    with pytest.raises(ValueError, match="radar_norm must be one of none, floor"):
+        BeamDataModule(radar_norm="zscore")
+
+
 def test_kl_and_relation_terms_on_slot_outputs(dm):
     torch.manual_seed(0)
     teacher = BeamTeacher("image_radar", **SIZE).eval()

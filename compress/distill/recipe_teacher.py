@@ -16,6 +16,10 @@ Processes that need the same missing teacher take turns (a lock beside the cache
 once.  A failure in the teacher's recipe is reported once, naming that recipe's file and key (the
 parent recipe's validation already checked it; a failure while it trains comes back from the child).
 ``--allow-any-class`` given to this process is passed on to the child; a recipe cannot set it.
+
+Taps name the teacher's own layer paths (``teacher_tap: temporal``, as the teacher recipe's student
+spells them): ``get_submodule`` resolves a path inside the wrapped network first, so the wrapper is
+invisible; the wrapper's spelling ``module.<path>`` still resolves.
 """
 from __future__ import annotations
 
@@ -106,6 +110,13 @@ class RecipeTeacher(nn.Module):
                 raise UserError(f"training the teacher from {recipe} failed: {reason}")
             raise UserError(f"training the teacher from {recipe} failed (exit code {proc.returncode}; "
                             "see its output above)")
+
+    def get_submodule(self, target: str) -> nn.Module:
+        """A path inside the wrapped network (``"temporal"``), else one of the wrapper (``"module.temporal"``)."""
+        try:
+            return self.module.get_submodule(target)
+        except AttributeError:
+            return super().get_submodule(target)
 
     def forward(self, x):
         return self.module(x)

@@ -12,6 +12,14 @@ Batches are dicts ``{"x": (B, 10, F) packed steps, "y": (B, 4) beams t0..t3 (0-b
 assembled from the per-frame arrays by indexing (``envs.beam.assemble``).  ``window_stride`` keeps every
 k-th training window (neighbouring windows share 10 of their 11 frames).  Generated or loaded frames are
 cached under ``cache_dir`` keyed by the settings and the ``envs/beam`` sources (written atomically).
+
+``radar_norm``: the seed feeds the radar maps unnormalised (``"none"``, the default).  Those log maps sit
+on a noise floor of ~7 (log2 units) with a target contrast of ~0.2-1, while the seed's zero-padded future
+steps are 0, so the first BatchNorm of the radar branch spends its scale on the floor-vs-padding jump and
+the targets nearly vanish.  ``"floor"`` subtracts each map's median (its noise floor: an empty map is then
+0, like the padding) and divides each of the two channels by its standard deviation over the training
+frames (so the test data never shapes the input scaling).  A deployed model then expects this
+normalisation as part of its preprocessing (``BeamDataModule.radar_scaling`` holds the two divisors).
 """
 from __future__ import annotations
 
@@ -30,9 +38,10 @@ from envs.beam import BeamFrames, SceneConfig, assemble, check_modality, generat
     window_starts
 from envs.beam.deepsense import load_frames, read_index
 
-__all__ = ["BeamDataModule", "WindowSet", "frames_for"]
+__all__ = ["BeamDataModule", "WindowSet", "frames_for", "floor_normalize"]
 
 SOURCES = ("synthetic", "deepsense")
+RADAR_NORMS = ("none", "floor")
 
 
 class WindowSet(Dataset):
@@ -58,6 +67,14 @@ def _sources_digest() -> str:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:12]
+
+
+def floor_normalize(radar: np.ndarray, train_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Radar maps ``[N, 2, Hr, Wr]`` minus each map's median, each channel divided by its std over the
+    ``train_frames`` (indices); returns the maps and the two divisors."""
+    out = radar - np.median(radar.reshape(len(radar), 2, -1), axis=2)[:, :, None, None]
+    scale = out[train_frames].std(axis=(0, 2, 3)) + 1e-6
+    return (out / scale[None, :, None, None]).astype(np.float32), scale.astype(np.float32)
 
 
 def _save_frames(frames: BeamFrames, path: Path) -> None:
@@ -108,11 +125,13 @@ class BeamDataModule(pl.LightningDataModule):
                  radar_scale: int = 1, seed: int = 0, n_sequences: int = 136, scene: dict[str, Any] | None = None,
                  csv: str | None = None, labels: str = "csv", train_fraction: float = 0.7, val_sequences: int = 0,
                  window_stride: int = 1, batch_size: int = 32, eval_batch_size: int = 128,
-                 cache_dir: str | None = "cache/beam"):
+                 cache_dir: str | None = "cache/beam", radar_norm: str = "none"):
         super().__init__()
         check_modality(modality)
         if source not in SOURCES:
             raise ValueError(f"BeamDataModule: source must be one of {', '.join(SOURCES)}, got {source!r}")
+        if radar_norm not in RADAR_NORMS:
+            raise ValueError(f"BeamDataModule: radar_norm must be one of {', '.join(RADAR_NORMS)}, got {radar_norm!r}")
         if source == "synthetic" and scene:
             bad = sorted(set(scene) - set(SceneConfig.__dataclass_fields__) - {"n_sequences", "seed"})
             if bad:
@@ -129,6 +148,7 @@ class BeamDataModule(pl.LightningDataModule):
         self.csv, self.labels = csv, labels
         self.train_fraction, self.val_sequences, self.window_stride = train_fraction, val_sequences, window_stride
         self.batch_size, self.eval_batch_size, self.cache_dir = batch_size, eval_batch_size, cache_dir
+        self.radar_norm, self.radar_scaling = radar_norm, None
         self.frames: BeamFrames | None = None
         self.train_set = self.val_set = self.test_set = None
 
@@ -143,6 +163,10 @@ class BeamDataModule(pl.LightningDataModule):
             if not 0 < self.val_sequences < len(train_ids):
                 raise ValueError(f"val_sequences must be in 1..{len(train_ids) - 1}, got {self.val_sequences}")
             train_ids, val_ids = train_ids[:-self.val_sequences], train_ids[-self.val_sequences:]
+        if self.radar_norm == "floor" and self.frames.radar is not None:
+            used = np.flatnonzero(np.isin(self.frames.seq, train_ids))
+            radar, self.radar_scaling = floor_normalize(self.frames.radar, used)
+            self.frames = BeamFrames(self.frames.masks, self.frames.beams, self.frames.seq, radar)
         train = window_starts(self.frames.seq, train_ids)[::self.window_stride]
         self.train_set = WindowSet(self.frames, train, self.modality)
         self.val_set = WindowSet(self.frames, window_starts(self.frames.seq, val_ids), self.modality)
