@@ -108,7 +108,7 @@ def test_multi_teacher_distillation_matches_teachers():
     pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                enable_model_summary=False, reload_dataloaders_every_n_epochs=1).fit(m, dm)
     assert len(dm.x) == 4 * 50 * 64  # DAgger aggregates every epoch's states
-    x, r = torch.from_numpy(dm.x), torch.from_numpy(dm.r)
+    x, r = torch.from_numpy(dm.x), torch.from_numpy(dm.aux)
     with torch.no_grad():
         s = student(x).argmax(-1)
         t = torch.where(r == 0, teachers["macro"](x).argmax(-1), teachers["micro"](x).argmax(-1))

@@ -19,27 +19,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import lightning.pytorch as pl
 import numpy as np
-import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from envs.link_adaptation import LinkAdaptationEnv
 from envs.scenarios import get_scenario
 
+from compress.data.dagger import DaggerStates
 from compress.errors import UserError
 
 from .evaluate import as_policy
 
 __all__ = ["LARolloutData", "rollout_states"]
-
-
-class _DictBatches(TensorDataset):
-    """Indexed by a list of indices (via a BatchSampler): one tensor gather per batch."""
-
-    def __getitem__(self, idx):
-        x, r = self.tensors
-        return {"x": x[idx], "route": r[idx]}
 
 
 def rollout_states(scenarios, policies: Sequence, route: np.ndarray | None, num_links: int, n_tti: int,
@@ -74,13 +64,15 @@ def rollout_states(scenarios, policies: Sequence, route: np.ndarray | None, num_
     return np.concatenate(xs), np.concatenate(rs)
 
 
-class LARolloutData(pl.LightningDataModule):
+class LARolloutData(DaggerStates):
+    aux_key = "route"
+
     def __init__(self, scenarios: Sequence[str] = ("macro_ped",), teacher_of: dict[str, int] | None = None,
                  num_links: int = 512, rollout_tti: int = 150, warmup_tti: int = 30, batch_size: int = 1024,
                  student_mix: float = 0.5, max_states: int = 400_000, seed: int = 0):
         """``teacher_of``: scenario group (or scenario name) -> teacher index, for multi-teacher
         routing; None = a single teacher for every scenario."""
-        super().__init__()
+        super().__init__(batch_size, student_mix, max_states, seed)
         self.scenarios = [get_scenario(s).name for s in scenarios]
         if teacher_of is not None:
             route = []
@@ -93,55 +85,16 @@ class LARolloutData(pl.LightningDataModule):
             self.route = np.array(route)
         else:
             self.route = None
-        if not 0.0 <= student_mix <= 1.0:
-            raise UserError(f"student_mix must be in [0, 1], got {student_mix}")
         if rollout_tti <= warmup_tti:
             raise UserError(f"rollout_tti ({rollout_tti}) must exceed warmup_tti ({warmup_tti})")
         self.num_links, self.rollout_tti, self.warmup_tti = num_links, rollout_tti, warmup_tti
-        self.batch_size, self.student_mix, self.max_states, self.seed = batch_size, student_mix, max_states, seed
-        self.x = self.r = None
-        self._epoch_done = -1
-        self.teachers, self.student = None, None
 
-    def set_policies(self, teachers, student) -> None:
-        """The rollout policies (``compress.task.RolloutData``): teachers in route order, and the student."""
+    def check_teachers(self, teachers) -> None:
+        """Teachers come in route order."""
         if self.route is not None and int(self.route.max()) >= len(teachers):
             raise UserError(f"teacher_of routes to teacher {int(self.route.max())} but the distiller has "
                             f"{len(teachers)} teachers")
-        self.teachers, self.student = list(teachers), student
 
-    def _grow(self, epoch: int) -> None:
-        if self.teachers is None:
-            raise UserError("LARolloutData has no policies to roll out: the framework hands them over before "
-                            "fitting (compress.task.hand_policies(module, datamodule) from Python)")
-        teachers, student = self.teachers, self.student
-        was = student.training
-        student.eval()
-        x, r = rollout_states(self.scenarios, teachers, self.route, self.num_links, self.rollout_tti,
-                              self.warmup_tti, student if epoch > 0 else None,
-                              self.student_mix if epoch > 0 else 0.0, seed=self.seed + 1000 * epoch)
-        student.train(was)
-        if self.x is None:
-            self.x, self.r = x, r
-        else:
-            self.x = np.concatenate([self.x, x])[-self.max_states:]
-            self.r = np.concatenate([self.r, r])[-self.max_states:]
-        self._epoch_done = epoch
-
-    def calibration_batches(self, n: int, size: int = 1000) -> list[torch.Tensor]:
-        """Post-training int8 calibration data (``export.int8: ptq``): the first ``n * size`` states held,
-        i.e. the teachers' own rollouts of epoch 0 (rolled out here if the module holds none, e.g. when a
-        finished run is exported again)."""
-        if self.x is None:
-            self._grow(0)
-        x = torch.from_numpy(np.ascontiguousarray(self.x[:n * size], dtype=np.float32))
-        return [x[i:i + size] for i in range(0, len(x), size)]
-
-    def train_dataloader(self):
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        if epoch != self._epoch_done:
-            self._grow(epoch)
-        ds = _DictBatches(torch.from_numpy(self.x), torch.from_numpy(self.r))
-        g = torch.Generator().manual_seed(self.seed + epoch)
-        sampler = BatchSampler(RandomSampler(ds, generator=g), self.batch_size, drop_last=True)
-        return DataLoader(ds, sampler=sampler, batch_size=None)
+    def rollout(self, epoch: int, student, student_mix: float):
+        return rollout_states(self.scenarios, self.teachers, self.route, self.num_links, self.rollout_tti,
+                              self.warmup_tti, student, student_mix, seed=self.seed + 1000 * epoch)
