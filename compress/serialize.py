@@ -36,11 +36,12 @@ from torch import nn
 
 from .atomic import atomic_torch_save
 
-from compress.errors import UserError
+from compress.errors import UserError, first_line
 
 __all__ = [
     "FORMAT",
     "SPEC_KEY",
+    "load_weights_only",
     "module_spec",
     "build_from_spec",
     "save_module",
@@ -227,14 +228,18 @@ def module_from_checkpoint(ckpt: dict, *, trusted: Iterable[str] = (),
     return module
 
 
-def load_module(path: str | Path, *, trusted: Iterable[str] = ()) -> nn.Module:
-    """Load a module saved by :func:`save_module` (or a Lightning .ckpt with a module spec), safely."""
+def load_weights_only(path: str | Path, what: str = "checkpoint", missing_hint: str = "") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a missing or unreadable file is one line naming it
+    (``what`` names the kind of file, ``missing_hint`` says how to make a missing one)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+        raise UserError(f"{what} not found: {path}{missing_hint}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a loadable checkpoint (weights_only=True): {first[:200]}") from None
-    return module_from_checkpoint(ckpt, trusted=trusted, source=str(path))
+        raise UserError(f"{path} is not a loadable {what} (weights_only=True): {first_line(exc)[:200]}") from None
+
+
+def load_module(path: str | Path, *, trusted: Iterable[str] = ()) -> nn.Module:
+    """Load a module saved by :func:`save_module` (or a Lightning .ckpt with a module spec), safely."""
+    return module_from_checkpoint(load_weights_only(path), trusted=trusted, source=str(path))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from compress.errors import UserError
+from compress.serialize import load_weights_only
 
 __all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "frozen_copy", "load_state_dict_file",
            "fingerprint"]
@@ -27,14 +28,7 @@ __all__ = ["TeacherHandle", "Checkpoint", "EMATeacher", "SnapshotTeacher", "froz
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict with ``weights_only=True`` from a plain ``.pt`` file or a Lightning ``.ckpt``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"teacher checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - report which file is broken
-        raise UserError(f"{path} is not a loadable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) \
-            from None
+    obj = load_weights_only(path, "weights file")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

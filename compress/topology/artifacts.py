@@ -17,25 +17,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from ..errors import UserError
+from ..serialize import load_weights_only
 
 __all__ = ["read_artifact", "check_state_fits", "ArtifactTeacher", "InitFromArtifact"]
 
 
 def read_artifact(path: str | Path) -> tuple[dict, dict]:
     """``(state_dict, spec)`` of a ``student.pt`` written by a recipe run."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"artifact not found: {path} (run the step that writes it first)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise UserError(f"{path} is not a loadable artifact (weights_only=True): "
-                        f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]}") from None
+    obj = load_weights_only(path, "artifact", " (run the step that writes it first)")
     state = obj.get("state_dict") if isinstance(obj, dict) else None
     if not isinstance(state, dict):
         raise UserError(f"{path}: no 'state_dict' key (not a student.pt written by a recipe run)")

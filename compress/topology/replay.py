@@ -21,6 +21,7 @@ import torch
 
 from ..atomic import atomic_torch_save
 from ..errors import UserError
+from ..serialize import load_weights_only
 
 __all__ = ["WriteReplay", "ReplayMix", "REPLAY_FILE", "read_replay", "compact"]
 
@@ -62,13 +63,7 @@ def compact(x: torch.Tensor) -> torch.Tensor:
 
 
 def read_replay(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"replay set not found: {path} (written by the server's WriteReplay hook)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise UserError(f"{path} is not a loadable replay set (weights_only=True): {type(exc).__name__}") from None
+    obj = load_weights_only(path, "replay set", " (written by the server's WriteReplay hook)")
     if not isinstance(obj, dict) or not isinstance(obj.get("x"), torch.Tensor) or not isinstance(obj.get("y"), torch.Tensor):
         raise UserError(f"{path}: a replay set needs tensors under the keys 'x' and 'y'")
     if len(obj["x"]) != len(obj["y"]) or len(obj["x"]) == 0:
