@@ -173,3 +173,62 @@ def test_with_expert_reports_pf_greedy_decisions_in_the_agents_slot_order():
         assert np.array_equal(np.where(plain < 10, pick(back), 0), np.where(plain < 10, pick(plain), 0))
         assert (back != plain).mean() < 0.5
         obs, r, _, _, info = env.step(exp)
+
+
+def test_shared_1lds_layout_and_what_each_output_reads():
+    from tasks.scheduler.shared import Shared1LDS
+    torch.manual_seed(0)
+    net = Shared1LDS(width=16).eval()
+    assert net.branches == [11] * 18
+    assert Shared1LDS(width=8, n_out=16)(torch.zeros(2, 410)).shape == (2, 198 * 16)
+    rng = np.random.default_rng(1)
+    seg = rng.random((1, 10, 41)).astype(np.float32)
+    seg[0, 9] = 0.0                                                    # an empty candidate slot
+    x = torch.as_tensor(seg.reshape(1, -1))
+    with torch.no_grad():
+        out = net(x).reshape(18, 11)
+        # candidate 2's sub-band CQI on RBG 7 moves only RBG 7's outputs (its own pair, the RBG's max g^
+        # context and its "no allocation"), nothing on another RBG
+        seg2 = seg.copy()
+        seg2[0, 2, 5 + 7] = 0.01
+        out2 = net(torch.as_tensor(seg2.reshape(1, -1))).reshape(18, 11)
+        assert torch.equal(out2[:7], out[:7]) and torch.equal(out2[8:], out[8:]) and out2[7, 2] != out[7, 2]
+        # the same MLP on every RBG: identical candidate features on two RBGs give identical outputs
+        seg3 = seg.copy()
+        seg3[0, :, 5 + 4], seg3[0, :, 23 + 4] = seg3[0, :, 5 + 11], seg3[0, :, 23 + 11]
+        out3 = net(torch.as_tensor(seg3.reshape(1, -1))).reshape(18, 11)
+        assert torch.allclose(out3[4], out3[11])
+    with pytest.raises(Exception, match="410"):
+        net(torch.zeros(1, 81))
+
+
+def test_shared_1lds_onnx_decides_as_pytorch(tmp_path):
+    from compress.export import export_onnx
+    from tasks.scheduler.shared import Shared1LDS
+    torch.manual_seed(0)
+    actor = Shared1LDS(width=16).eval()
+    x = torch.rand(6, 410)
+    x[:, 9 * 41:] = 0.0
+    path = export_onnx(actor, torch.zeros(1, 410), tmp_path / "shared.onnx")
+    deployed = ActorPolicy(path)
+    with torch.no_grad():
+        ref = actor(x).numpy()
+    np.testing.assert_allclose(deployed.fn(x.numpy()), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_sched_rollout_data_rolls_the_env_it_is_given(monkeypatch):
+    import tasks.scheduler.data as data
+    from compress.errors import UserError
+    seen = {}
+
+    def fake(teacher, student, mix, n_tti, warmup_tti, seed, permute, **env_kw):
+        seen.update(env_kw, seed=seed)
+        return np.zeros((4, 410), np.float32), np.ones((4, 198), bool)
+
+    monkeypatch.setattr(data, "rollout_states", fake)
+    d = data.SchedRolloutData(rollout_tti=3, warmup_tti=1, seed=2, env={"setup": "evaluation", "traffic": "mixed"})
+    d.teachers = [None]
+    d.rollout(1, None, 0.5)
+    assert seen == {"setup": "evaluation", "traffic": "mixed", "seed": 1002}
+    with pytest.raises(UserError, match="env.seed"):
+        data.SchedRolloutData(env={"seed": 3})

@@ -60,8 +60,8 @@ KEYS = ("p5", "median", "geomean")
 
 # deep schedulers: name -> (recipe, actor factory (module, kwargs), artifact inside the run folder, design)
 DEEP = {
-    "ppo_1lds": ("sched_1lds_ppo", ("Actor1LDS", {"width": 32}), "student.pt", "1lds"),
-    "dsacd_1lds": ("sched_1lds_dsacd", ("Actor1LDS", {"width": 256}), "student.pt", "1lds"),
+    "ppo_1lds": ("sched_1lds_ppo", ("Shared1LDS", {"width": 64}), "student.pt", "1lds"),
+    "dsacd_1lds": ("sched_1lds_dsacd", ("Shared1LDS", {"width": 64}), "student.pt", "1lds"),
     "sacd_2lds": ("sched_2lds_sacd", ("Actor2LDS", {"width": 32}), "student.pt", "2lds"),
     "student": ("sched_1lds_distill", ("Actor1LDS", {"width": 32}), "export/c_int8", "1lds"),
     "dsacd_1lds_small": ("sched_1lds_dsacd_small", ("Actor1LDS", {"width": 32}), "student.pt", "1lds"),
@@ -97,7 +97,8 @@ class _Deep:
         if path.suffix == ".pt":                     # the run's student.pt (weights and the module spec)
             from compress.serialize import load_module
             net = load_module(path, trusted=("tasks",))
-            if not isinstance(net, getattr(ts, cls)) or net.net[0].out_features != kw["width"]:
+            width = net.net[0].out_features if hasattr(net, "net") else net.body[0].out_features
+            if not isinstance(net, getattr(ts, cls)) or width != kw["width"]:
                 raise RuntimeError(f"{path}: expected a {cls} of width {kw['width']}, got {net}")
             return net.eval()
         return _c_source(path)                      # the deployed artifact, run by its own runtime
@@ -300,9 +301,12 @@ def latency_table() -> dict:
                               ("dsacd_1lds_small", 8, None)):
         if not deep_available(name):
             continue
-        lat = actor_tti_latency(_Deep(name).actor(), passes, runtimes=("c-export", "c-export-int8", "onnxruntime"))
+        actor = _Deep(name).actor()
+        # the C exporter reads Linear / ReLU chains; the candidate-shared teacher deploys by ONNX Runtime
+        runtimes = ("onnxruntime",) if DEEP[name][1][0] == "Shared1LDS" else ("c-export", "c-export-int8", "onnxruntime")
+        lat = actor_tti_latency(actor, passes, runtimes=runtimes)
         if key:
-            out[key] = lat["c-export"]["tti_p50_us"]
+            out[key] = lat[runtimes[0]]["tti_p50_us"]
         for rt, st in lat.items():
             rows.append((f"{name} ({rt})", st))
     for name in ("baseline_sds", "pf_greedy"):

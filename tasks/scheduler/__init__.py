@@ -2,7 +2,8 @@
 
 * env: ``envs.scheduler.SchedulerEnv`` (training set-up for the RL algorithms of ``compress.rl``), optionally
   wrapped by ``PermutedCandidates`` (the seed's candidate-shuffling augmentation, Algorithm 2 line 10);
-* networks: ``Actor1LDS`` / ``Critic1LDS`` / ``Actor2LDS`` / ``Critic2LDS`` (``models``);
+* networks: ``Actor1LDS`` / ``Critic1LDS`` / ``Actor2LDS`` / ``Critic2LDS`` (``models``, the seed's flat MLPs)
+  and ``Shared1LDS`` (``shared``: one small MLP over every (candidate, RBG) pair, the DSACD teacher);
 * evaluator: ``ClosedLoop`` (the evaluation set-up, FB and FTP3, Table 1 KPIs) and ``ActorPolicy`` (any
   actor - a module, an ONNX or C artifact - as the env's batched ``policy(obs, info)``);
 * recipes: ``recipes/sched_*.yaml``; bench: ``tools/bench_sched.py``.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "Actor1LDS": "models", "Critic1LDS": "models", "Actor2LDS": "models", "Critic2LDS": "models",
+    "Actor1LDS": "models", "Shared1LDS": "shared", "Critic1LDS": "models", "Actor2LDS": "models", "Critic2LDS": "models",
     "ActorPolicy": "evaluate", "ClosedLoop": "evaluate", "evaluate": "evaluate",
     "PermutedCandidates": "augment", "WithExpert": "expert", "SchedRolloutData": "data", "permute_1lds": "augment", "permute_2lds": "augment",
 }

@@ -1,4 +1,5 @@
-"""States for distilling a deep scheduler actor: DAgger rollouts of the scheduler env (training set-up).
+"""States for distilling a deep scheduler actor: DAgger rollouts of the scheduler env (``env``: its
+settings, e.g. ``{setup: evaluation, traffic: mixed, n_drops: 1}``; default the training set-up).
 
 Each epoch rolls the env for ``rollout_tti`` TTIs (every decision stage of every cell) and keeps, after
 ``warmup_tti``, the 1LDS states with their action masks: batches ``{"x": (B, 410), "mask": (B, 198)}`` for
@@ -60,8 +61,11 @@ class SchedRolloutData(DaggerStates):
     aux_key = "mask"
 
     def __init__(self, rollout_tti: int = 60, warmup_tti: int = 20, batch_size: int = 512, student_mix: float = 0.5,
-                 max_states: int = 200_000, permute: bool = True, seed: int = 0):
+                 max_states: int = 200_000, permute: bool = True, seed: int = 0, env: dict | None = None):
         super().__init__(batch_size, student_mix, max_states, seed)
+        self.env_kw = dict(env or {})                   # SchedulerEnv settings (default: the training set-up)
+        if "seed" in self.env_kw:
+            raise UserError("SchedRolloutData: give the rollouts' seed as seed, not env.seed")
         if rollout_tti <= warmup_tti or warmup_tti < 0:
             raise UserError(f"rollout_tti ({rollout_tti}) must exceed warmup_tti ({warmup_tti}) >= 0")
         self.rollout_tti, self.warmup_tti, self.permute = int(rollout_tti), int(warmup_tti), bool(permute)
@@ -72,4 +76,4 @@ class SchedRolloutData(DaggerStates):
 
     def rollout(self, epoch: int, student, student_mix: float):
         return rollout_states(self.teachers[0], student, student_mix, self.rollout_tti, self.warmup_tti,
-                              seed=self.seed + 1000 * epoch, permute=self.permute)
+                              seed=self.seed + 1000 * epoch, permute=self.permute, **self.env_kw)
