@@ -14,7 +14,7 @@ is scored from the element-wise max of its candidates' hidden vectors (empty slo
 Why (a deviation from the seed's flat MLPs, for the DSACD teacher and the critics): the PF decision is
 the same function of a candidate's own features on every RBG; a flat MLP has to learn it for each of the
 180 pairs from data, this one once. Measured (README "Deep schedulers"): fitted to the same states, a flat
-2 x 256 MLP makes 0.88 of the best layer-1 PF gain, this 2 x 64 one 0.98. The place-in-order feature
+2 x 256 MLP makes 0.89 of the best layer-1 PF gain, this 2 x 64 one 0.98. The place-in-order feature
 keeps the TD-PF ranking the flat MLP reads from the input order, so the network is weight-shared, not
 permutation-invariant. The deployed student stays the seed's flat 2 x 32 MLP (``Actor1LDS``), distilled
 from this teacher; the C exporter reads Linear / ReLU chains only, so this network deploys by ONNX.
