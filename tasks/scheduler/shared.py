@@ -59,7 +59,7 @@ class Shared1LDS(nn.Module):
         return [self.n_cand + 1] * self.n_rbg
 
     def tokens(self, x: torch.Tensor):
-        """(B, M, U, 9) token features and the (B, 1, U, 1) candidate-present mask."""
+        """(B, M, U, 11) token features and the (B, 1, U, 1) candidate-present mask."""
         B, U, M = x.shape[0], self.n_cand, self.n_rbg
         if x.shape[-1] != self.in_features:
             raise UserError(f"Shared1LDS expects (B, {self.in_features}) states, got {tuple(x.shape)}")
