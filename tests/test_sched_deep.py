@@ -1,6 +1,8 @@
 """Deep schedulers (tasks/scheduler): the 1LDS actor's branch layout, masked greedy decoding, candidate
 permutation augmentation (rewards kept, actions permuted consistently) and an exported actor deciding
 exactly as PyTorch does on recorded states."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -232,3 +234,118 @@ def test_sched_rollout_data_rolls_the_env_it_is_given(monkeypatch):
     assert seen == {"setup": "evaluation", "traffic": "mixed", "seed": 1002}
     with pytest.raises(UserError, match="env.seed"):
         data.SchedRolloutData(env={"seed": 3})
+
+
+def _recorded_states(n_tti: int = 2):
+    env = SchedulerEnv(setup="evaluation", n_drops=1, seed=7)
+    obs, info = env.reset(seed=7)
+    states, masks = [], []
+    rng = np.random.default_rng(0)
+    for _ in range(n_tti * env.n_stages):
+        states.append(obs)
+        masks.append(info["action_mask"])
+        logits = rng.random((len(obs), 198)).astype(np.float32)
+        obs, _, _, _, info = env.step(masked_greedy(logits, info["action_mask"], 11))
+    return np.concatenate(states), np.concatenate(masks)
+
+
+@pytest.mark.parametrize("depth,n_out", [(2, 1), (1, 3)])
+def test_shared_1lds_c_export_equals_pytorch_fp32_and_int8(tmp_path, depth, n_out):
+    """The C of a Shared1LDS (fp32; int8 of its QAT model) gives PyTorch's outputs and greedy decisions
+    on recorded states of the evaluation set-up (present and absent candidates) and on an all-empty state."""
+    import copy
+
+    from compress.export import export_all
+    from compress.export.runner import load_artifact
+    from compress.quant import calibrate, prepare_qat
+    from tasks.scheduler.shared import Shared1LDS
+    torch.manual_seed(0)
+    x, masks = _recorded_states()
+    x = np.concatenate([x, np.zeros((1, 410), np.float32)])
+    absent = np.abs(x.reshape(len(x), 10, 41)).sum(-1) == 0
+    assert absent.any() and (~absent).any()
+    net = Shared1LDS(width=8, depth=depth, n_out=n_out).eval()
+    qnet = prepare_qat(copy.deepcopy(net)).eval()
+    calibrate(qnet, [torch.as_tensor(x[:200])])
+    for model, fmt in ((net, "c"), (qnet, "c-int8")):
+        path = export_all(model, tmp_path / fmt, torch.as_tensor(x[:1]), formats=[fmt])[fmt]
+        got = load_artifact(path)(x)
+        with torch.no_grad():
+            ref = model(torch.as_tensor(x)).numpy()
+        assert got.shape == ref.shape == (len(x), 198 * n_out)
+        if fmt == "c":
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+        else:   # same integers; float rounding may move an activation by one quantization step
+            assert np.abs(got - ref).max() < 0.02 * np.abs(ref).max()
+            assert np.mean(np.abs(got - ref) < 1e-5) > 0.95
+        if n_out == 1:
+            dec = masked_greedy(got[:-1], masks, 11)
+            assert np.mean(dec == masked_greedy(ref[:-1], masks, 11)) > 0.999
+
+
+def test_shared_1lds_c_source_is_a_plain_mlp_export_for_export_c(tmp_path):
+    """export_c takes a module's own c_source: header and harness as for a layer chain."""
+    from compress.export import export_c
+    from compress.export.c_export import read_io_sizes
+    from tasks.scheduler.shared import Shared1LDS
+    files = export_c(Shared1LDS(width=8).eval(), tmp_path, name="sched")
+    assert read_io_sizes(files["h"], "sched") == (410, 198)
+    assert "sched_forward" in files["c"].read_text() and "Shared1LDS" in files["h"].read_text()
+
+
+def test_shared_1lds_c_portable_path_equals_the_simd_path(tmp_path):
+    """Compiled without -march (no AVX-512: the portable 16-lane loops) the exported C gives the same
+    outputs as the default build, fp32 and int8."""
+    import copy
+    import subprocess
+
+    from compress.export import compile_c, export_c
+    from compress.quant import calibrate, prepare_qat
+    from tasks.scheduler.shared import Shared1LDS
+    torch.manual_seed(1)
+    x, _ = _recorded_states(1)
+    net = Shared1LDS(width=8).eval()
+    qnet = prepare_qat(copy.deepcopy(net)).eval()
+    calibrate(qnet, [torch.as_tensor(x)])
+    for model, int8 in ((net, False), (qnet, True)):
+        files = export_c(model, tmp_path / str(int8), int8=int8)
+        outs = []
+        for flags in (("-O3", "-march=native"), ("-O2",)):
+            exe = compile_c(files, tmp_path / f"h{int8}{len(flags)}", flags=flags)
+            res = subprocess.run([str(exe)], input=x.astype(np.float32).tobytes(), capture_output=True, check=True)
+            outs.append(np.frombuffer(res.stdout, np.float32).reshape(len(x), 198))
+        with torch.no_grad():
+            ref = model(torch.as_tensor(x)).numpy()
+        for out in outs:
+            assert np.abs(out - ref).max() < (0.02 * np.abs(ref).max() if int8 else 1e-5)
+        assert np.mean(np.abs(outs[0] - outs[1]) < 1e-5) > 0.99
+
+
+def test_compress_export_gives_the_rollout_data_module_its_policies(tmp_path, monkeypatch):
+    """``python -m compress export`` on a DAgger recipe: the data module is handed the recipe's teacher and
+    the trained student (the teacher's epoch-0 rollout calibrates int8; it used to fail for want of
+    policies), and the int8 C of the shared student is written."""
+    import shutil
+
+    import tasks.scheduler.data as data
+    from compress.cli import main
+    seen = []
+
+    def fake(teacher, student, mix, n_tti, warmup_tti, seed, permute, **env_kw):
+        seen.append((type(teacher).__name__, type(student).__name__))
+        rng = np.random.default_rng(seed)
+        return rng.random((64, 410)).astype(np.float32), np.ones((64, 198), bool)
+
+    monkeypatch.setattr(data, "rollout_states", fake)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    run = tmp_path / "run"
+    over = [f"--run_dir={run}", "--model.distiller.init_args.teachers.dsacd.class_path=tasks.scheduler.Shared1LDS",
+            "--model.distiller.init_args.teachers.dsacd.init_args={width: 8}"]
+    assert main(["fit", "recipes/sched_1lds_distill.yaml", *over, "--trainer.max_epochs=1",
+                 "--data.init_args.batch_size=16"]) == 0
+    shutil.rmtree(run / "export")
+    seen.clear()
+    assert main(["export", "recipes/sched_1lds_distill.yaml", *over, "--trainer.max_epochs=1",
+                 "--data.init_args.batch_size=16"]) == 0
+    assert seen and seen[0][0] == "Shared1LDS"                 # epoch 0: the teacher rolls out
+    assert "Shared1LDS" in (run / "export" / "c_int8" / "student.h").read_text()

@@ -24,8 +24,9 @@ with a note. ``--train NAME`` retrains one, timed (wall and CPU minutes of the f
 ``runs/bench_sched/train_times.json``: the ``train_minutes`` of the contract). The student row is the deployed
 artifact itself (the int8 C export, compiled and called through ctypes), the other actors run in PyTorch.
 Latency (``tasks.scheduler.latency``): per TTI of the evaluation set-up, batch 1, one thread, own process:
-the student's int8 C artifact (8 passes), the DSACD actor and the 2LDS actor in C fp32 (8 / 144 passes),
-and the heuristics' per-cell CPU time per TTI in this project's numpy implementation.
+the student's int8 C artifact (8 passes; its fp32 C export beside it), the DSACD actor and the 2LDS actor
+in C fp32 (8 / 144 passes; the contract's numbers), int8 C (an uncalibrated QAT copy: speed exact) and ONNX
+Runtime, and the heuristics' per-cell CPU time per TTI in this project's numpy implementation.
 
 Writes ``runs/bench_sched/throughput_cdf.png`` (user-throughput CDFs, FTP3 UPT CDF) and
 ``runs/bench_sched/results.json`` (everything, per policy and traffic). ``--json`` prints the issue's
@@ -63,8 +64,8 @@ DEEP = {
     "ppo_1lds": ("sched_1lds_ppo", ("Shared1LDS", {"width": 64}), "student.pt", "1lds"),
     "dsacd_1lds": ("sched_1lds_dsacd", ("Shared1LDS", {"width": 64}), "student.pt", "1lds"),
     "sacd_2lds": ("sched_2lds_sacd", ("Actor2LDS", {"width": 32}), "student.pt", "2lds"),
-    "student": ("sched_1lds_distill", ("Actor1LDS", {"width": 32}), "export/c_int8", "1lds"),
-    "dsacd_1lds_small": ("sched_1lds_dsacd_small", ("Actor1LDS", {"width": 32}), "student.pt", "1lds"),
+    "student": ("sched_1lds_distill", ("Shared1LDS", {"width": 8}), "export/c_int8", "1lds"),
+    "dsacd_1lds_small": ("sched_1lds_dsacd_small", ("Shared1LDS", {"width": 8}), "student.pt", "1lds"),
 }
 
 
@@ -291,22 +292,27 @@ def latency_table() -> dict:
     from tasks.scheduler.latency import actor_tti_latency, heuristic_tti_time
     out, rows = {}, []
     if deep_available("student"):
-        c = _c_source(run_folder("student") / DEEP["student"][2])
-        st = actor_tti_latency(None, 8, runtimes=("c-export-int8",),
-                               artifacts={"c-export-int8": {"path": c, "h": c.with_suffix(".h"),
-                                                            "bytes": c.stat().st_size}})["c-export-int8"]
-        out["student_tti8_p50"], out["student_tti8_p99"] = st["tti_p50_us"], st["tti_p99_us"]
-        rows.append(("student (2x32 int8 C, deployed artifact)", st))
+        for sub, rt in ((DEEP["student"][2], "c-export-int8"), ("export/c", "c-export")):
+            path = run_folder("student") / sub
+            if not path.exists():
+                continue
+            c = _c_source(path)
+            st = actor_tti_latency(None, 8, runtimes=(rt,), artifacts={rt: {"path": c, "h": c.with_suffix(".h"),
+                                                                           "bytes": c.stat().st_size}})[rt]
+            if rt == "c-export-int8":
+                out["student_tti8_p50"], out["student_tti8_p99"] = st["tti_p50_us"], st["tti_p99_us"]
+                rows.append(("student (shared 2x8 int8 C, deployed artifact)", st))
+            else:
+                out["student_fp32_tti8_p50"] = st["tti_p50_us"]
+                rows.append(("student (its fp32 C export)", st))
     for name, passes, key in (("dsacd_1lds", 8, "dsacd_1lds_tti8_p50"), ("sacd_2lds", 144, "sacd_2lds_tti_p50"),
                               ("dsacd_1lds_small", 8, None)):
         if not deep_available(name):
             continue
         actor = _Deep(name).actor()
-        # the C exporter reads Linear / ReLU chains; the candidate-shared teacher deploys by ONNX Runtime
-        runtimes = ("onnxruntime",) if DEEP[name][1][0] == "Shared1LDS" else ("c-export", "c-export-int8", "onnxruntime")
-        lat = actor_tti_latency(actor, passes, runtimes=runtimes)
+        lat = actor_tti_latency(actor, passes, runtimes=("c-export", "c-export-int8", "onnxruntime"))
         if key:
-            out[key] = lat[runtimes[0]]["tti_p50_us"]
+            out[key] = lat["c-export"]["tti_p50_us"]
         for rt, st in lat.items():
             rows.append((f"{name} ({rt})", st))
     for name in ("baseline_sds", "pf_greedy"):

@@ -19,4 +19,9 @@ def export_run(args: list[str]) -> dict:
         student = load_module(student_file, trusted=("tasks", "envs"))
         cfg = prepared.cfg
         dm = instantiate(cfg["data"], "data") if "data" in cfg else None
+        if dm is not None and hasattr(dm, "set_policies"):   # a rollout data module (DAgger): the recipe's
+            from ..task import policies_of                 # teachers and the trained student roll out
+
+            teachers, _ = policies_of(instantiate(cfg["model"], "model"))
+            dm.set_policies(teachers, student)
         return export_student(student, dm, cfg.get("export") or {"onnx": True, "profile": True}, prepared.run_dir)

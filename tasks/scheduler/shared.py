@@ -16,8 +16,10 @@ the same function of a candidate's own features on every RBG; a flat MLP has to 
 180 pairs from data, this one once. Measured (README "Deep schedulers"): fitted to the same states, a flat
 2 x 256 MLP makes 0.89 of the best layer-1 PF gain, this 2 x 64 one 0.98. The place-in-order feature
 keeps the TD-PF ranking the flat MLP reads from the input order, so the network is weight-shared, not
-permutation-invariant. The deployed student stays the seed's flat 2 x 32 MLP (``Actor1LDS``), distilled
-from this teacher; the C exporter reads Linear / ReLU chains only, so this network deploys by ONNX.
+permutation-invariant. The deployed student is this network at width 8, distilled from the 2 x 64
+teacher (the seed's flat 2 x 32 kept none of the teacher's gain); ``c_source`` writes its C (fp32 or
+int8, ``tasks/scheduler/shared_c.py``), so ``compress.export.export_c`` and the recipes' ``export``
+section take it like a layer chain, and ONNX export works as well.
 """
 from __future__ import annotations
 
@@ -76,6 +78,12 @@ class Shared1LDS(nn.Module):
                          g_max[..., None, None].expand(B, M, U, 1), rho_mean[..., None, None].expand(B, M, U, 1),
                          slot.expand(B, M, U)[..., None], depth[:, None, None, None].expand(B, M, U, 1)], -1)
         return tok, present[:, None, :, None]
+
+    def c_source(self, name: str, int8: bool) -> dict:
+        """Dependency-free C of this network (fp32, or int8 when QAT-prepared) for ``compress.export.export_c``
+        (``tasks/scheduler/shared_c.py``)."""
+        from tasks.scheduler.shared_c import shared_1lds_c_source
+        return shared_1lds_c_source(self, name, int8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tok, present = self.tokens(x)
