@@ -74,17 +74,32 @@ CX_INLINE __m512 sx_q16(const __m512 x, const float inv, const float zp)
 
 /* One Linear on feature-major activations x[K][S], 16 tokens at a time (T a multiple of 16):
    acc = b[o] + sum_k w[o*K + k] x[k] (fp32, m NULL) or m[o] (b[o] + sum_k w[o*K + k] x[k]) (int8 codes,
-   x = input codes - zp), then ReLU (relu != 0); stored as float in y and/or as the next layer's input
-   codes in qy (scale 1/inv, zero-point zp). */
+   x = input codes - zp), then ReLU (relu != 0), stored as float in y. qy (if given): the next layer's
+   input codes minus its zero-point, clamped to [lo, hi] (lo = 0 after a ReLU, which it then implies);
+   from y times inv, or - without y - as nearbyint(acc * mq[o] + bq[o]) with the dequantization, the bias
+   and the next scale folded into one multiply-add (the same code but for a product within an ulp of a
+   rounding boundary). */
 #if SX_AVX512
 #define SX_BLOCK                                                                                          \
             __m512 acc = _mm512_set1_ps(m ? 0.0f : b[o]);                                                 \
             for (int k = 0; k < K; ++k)                                                                   \
                 acc = _mm512_fmadd_ps(_mm512_set1_ps(wo[k]), _mm512_loadu_ps(x + (long)k * S + t0), acc); \
-            if (m) acc = _mm512_mul_ps(_mm512_add_ps(acc, _mm512_set1_ps(b[o])), _mm512_set1_ps(m[o]));  \
-            if (relu) acc = _mm512_max_ps(acc, _mm512_setzero_ps());                                      \
-            if (y) _mm512_storeu_ps(y + (long)o * S + t0, acc);                                           \
-            if (qy) _mm512_storeu_ps(qy + (long)o * S + t0, sx_q16(acc, inv, zp));
+            if (qy && !y && mq) {                                                                         \
+                __m512 v = _mm512_fmadd_ps(acc, _mm512_set1_ps(mq[o]), _mm512_set1_ps(bq[o]));           \
+                v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);               \
+                v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));             \
+                _mm512_storeu_ps(qy + (long)o * S + t0, v);                                               \
+            } else {                                                                                      \
+                if (m) acc = _mm512_mul_ps(_mm512_add_ps(acc, _mm512_set1_ps(b[o])), _mm512_set1_ps(m[o])); \
+                if (relu) acc = _mm512_max_ps(acc, _mm512_setzero_ps());                                  \
+                if (y) _mm512_storeu_ps(y + (long)o * S + t0, acc);                                       \
+                if (qy) {                                                                                 \
+                    __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(acc, _mm512_set1_ps(inv)),              \
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);       \
+                    if (!relu) v = _mm512_max_ps(v, _mm512_set1_ps(lo));                                  \
+                    _mm512_storeu_ps(qy + (long)o * S + t0, _mm512_min_ps(v, _mm512_set1_ps(hi)));        \
+                }                                                                                         \
+            }
 #else
 #define SX_BLOCK                                                                                          \
             float acc[16];                                                                                \
@@ -92,16 +107,24 @@ CX_INLINE __m512 sx_q16(const __m512 x, const float inv, const float zp)
             for (int k = 0; k < K; ++k)                                                                   \
                 for (int l = 0; l < 16; ++l) acc[l] += wo[k] * x[(long)k * S + t0 + l];                   \
             for (int l = 0; l < 16; ++l) {                                                                \
-                float v = m ? (acc[l] + b[o]) * m[o] : acc[l];                                            \
-                if (relu) v = v < 0.0f ? 0.0f : v;                                                        \
-                if (y) y[(long)o * S + t0 + l] = v;                                                       \
-                if (qy) qy[(long)o * S + t0 + l] = sx_q1(v, inv, zp);                                     \
+                float v, q;                                                                               \
+                if (qy && !y && mq) {                                                                     \
+                    q = nearbyintf(acc[l] * mq[o] + bq[o]);                                               \
+                } else {                                                                                  \
+                    v = m ? (acc[l] + b[o]) * m[o] : acc[l];                                              \
+                    if (relu) v = v < 0.0f ? 0.0f : v;                                                    \
+                    if (y) y[(long)o * S + t0 + l] = v;                                                   \
+                    q = nearbyintf(v * inv);                                                              \
+                }                                                                                         \
+                if (qy) { q = q < lo ? lo : q; qy[(long)o * S + t0 + l] = q > hi ? hi : q; }              \
             }
 #endif
 #define SX_LAYER(NAME, WT)                                                                                \
 CX_INLINE void NAME(const WT *restrict w, const float *restrict b, const float *restrict m,               \
-                    const float *restrict x, float *restrict y, float *restrict qy, const int K,          \
-                    const int O, const int T, const int S, const int relu, const float inv, const float zp) \
+                    const float *restrict x, float *restrict y, float *restrict qy,                       \
+                    const float *restrict mq, const float *restrict bq, const int K, const int O,         \
+                    const int T, const int S, const int relu, const float inv, const float lo,            \
+                    const float hi)                                                                       \
 {                                                                                                         \
     for (int o = 0; o < O; ++o) {                                                                         \
         float wo[K];                                                                                      \
@@ -160,16 +183,34 @@ class _Layer:
         """(1 / scale, zero-point) C literals of the layer's input fake-quant."""
         return _f32(np.float32(1.0) / np.float32(self.t["in_scale"])), _f32(int(self.t["in_zp"]))
 
+    def code_range(self, relu: bool) -> tuple[str, str]:
+        """[lo, hi] of its input codes minus the zero-point; lo = 0 after a ReLU (QMIN - zp <= 0)."""
+        zp = int(self.t["in_zp"])
+        return _f32(0 if relu else ACT_QMIN - zp), _f32(ACT_QMAX - zp)
+
+    def folded(self, nxt: "_Layer") -> str:
+        """``<p>_MQ`` = m * (1 / next scale) and ``<p>_BQ`` = b * that: the int8 epilogue straight to codes."""
+        inv = np.float32(1.0) / np.float32(nxt.t["in_scale"])
+        b = self.t["b_int32"].numpy().astype(np.float32) if self.t["b_int32"] is not None else np.zeros(self.O, np.float32)
+        mq = (self.t["in_scale"] * self.t["w_scale"]).float().numpy() * inv
+        return _array("float", f"{self.p}_MQ", mq.astype(np.float32)) + _array("float", f"{self.p}_BQ", (b * mq).astype(np.float32))
+
     def call(self, x: str, y: str, T: int, S: int, relu: bool, nxt: "_Layer | None" = None, qy: str = "0") -> str:
-        """``y`` (float, or "0") and, if ``nxt`` is quantized, its input codes in ``qy``."""
-        inv, zp = nxt.in_quant() if nxt is not None and nxt.q else ("0.0f", "0.0f")
+        """``y`` (float, or "0") and, if ``nxt`` is quantized, its input codes in ``qy`` (with ``y`` "0" and
+        this layer int8: by the folded epilogue, whose arrays ``folded(nxt)`` adds to ``self.extra``)."""
+        q_out = nxt is not None and nxt.q
+        inv, lo, hi = (nxt.in_quant()[0], *nxt.code_range(relu)) if q_out else ("0.0f", "0.0f", "0.0f")
         fn, m = ("sx_dense_i8", f"{self.p}_M") if self.q else ("sx_dense", "0")
-        code = (f"    {fn}({self.p}_W, {self.p}_B, {m}, {x}, {y}, {qy if inv != '0.0f' else '0'}, {self.K}, {self.O}, "
-                f"{T}, {S}, {int(relu)}, {inv}, {zp});\n")
+        mq = bq = "0"
+        if q_out and self.q and y == "0":
+            self.extra = self.folded(nxt)
+            mq, bq = f"{self.p}_MQ", f"{self.p}_BQ"
+        code = (f"    {fn}({self.p}_W, {self.p}_B, {m}, {x}, {y}, {qy if q_out else '0'}, {mq}, {bq}, {self.K}, "
+                f"{self.O}, {T}, {S}, {int(relu)}, {inv}, {lo}, {hi});\n")
         if self.q and self.t["out_scale"] is not None:   # QAT's output fake-quant (the model's last layer)
-            so, zo = np.float32(self.t["out_scale"]), _f32(int(self.t["out_zp"]))
-            code += (f"    for (int i = 0; i < {self.O * S}; ++i) {y}[i] = sx_q1({y}[i], {_f32(np.float32(1.0) / so)}, "
-                     f"{zo}) * {_f32(so)};\n")
+            so, zo = np.float32(self.t["out_scale"]), int(self.t["out_zp"])
+            code += (f"    sx_quant({y}, OQ, {self.O * S}, {_f32(np.float32(1.0) / so)}, {_f32(zo)});\n"
+                     f"    for (int i = 0; i < {self.O * S}; ++i) {y}[i] = OQ[i] * {_f32(so)};\n")
         return code
 
 
@@ -187,13 +228,22 @@ def shared_1lds_c_source(model, name: str, int8: bool) -> dict:
     W = first.O
     arrays = first.arrays(input_major=True) + "".join(x.arrays() for x in rest + [head] + none)
     wl = "(float)B1_W[{k} * %d + o]" % W
-    xq = "sx_q1({x}, %s, %s)" % first.in_quant() if first.q else "{x}"
 
-    cand = "\n".join(f"        {{ const float x = {xq.format(x=xs)}; for (int o = 0; o < {W}; ++o) "
-                     f"au[o] += {wl.format(k=k)} * x; }}"
-                     for k, xs in zip(_CAND, [f"s[{j}]" for j in range(N_UE_FEATURES)] + [f"(float)u / {_f32(U)}", "depth"]))
+    if first.q:   # int8: a candidate's whole segment quantized at once (qs), the slot codes are constants
+        inv1, zp1 = first.in_quant()
+        slot = np.arange(U, dtype=np.float32) / np.float32(U) * (np.float32(1.0) / np.float32(first.t["in_scale"]))
+        zp = int(first.t["in_zp"])
+        arrays += _array("float", "SLOTQ", np.clip(np.rint(slot), ACT_QMIN - zp, ACT_QMAX - zp).astype(np.float32))
+        feats = [f"qs[{j}]" for j in range(N_UE_FEATURES)] + ["SLOTQ[u]", "qdepth"]
+        seg_q = f"        float *qs = gr + u * {F};\n        sx_quant(s, qs, {F}, {inv1}, {zp1});\n"
+        rbg_x = ["xgq", "xrq"]
+    else:
+        feats = [f"s[{j}]" for j in range(N_UE_FEATURES)] + [f"(float)u / {_f32(U)}", "depth"]
+        seg_q, rbg_x = "", ["xg", "xr"]
+    cand = "\n".join(f"        {{ const float x = {xs}; for (int o = 0; o < {W}; ++o) au[o] += {wl.format(k=k)} * x; }}"
+                     for k, xs in zip(_CAND, feats))
     rbg = "\n".join(f"    for (int o = 0; o < {W}; ++o) {{ const float w = {wl.format(k=k)}; "
-                    f"for (int m = 0; m < {M}; ++m) c[o * {M} + m] += w * {xs}[m]; }}" for k, xs in zip(_RBG, ["xg", "xr"]))
+                    f"for (int m = 0; m < {M}; ++m) c[o * {M} + m] += w * {xs}[m]; }}" for k, xs in zip(_RBG, rbg_x))
     # the first layer writes the body's output (H, float) if it is the only body layer, else the second
     # layer's input: its codes (Q) if that layer is int8, floats (H2) otherwise
     nxt = rest[0] if rest else None
@@ -203,23 +253,24 @@ def shared_1lds_c_source(model, name: str, int8: bool) -> dict:
         l1_dst, l1_q = "Q", nxt.in_quant()
     else:
         l1_dst, l1_q = "H2", None
-    deq = " * B1_M[o]" if first.q else ""
+    # int8 into int8: the dequantization and the next scale as one multiplier (B1_MQ), ReLU as the lower clamp
     if l1_q:
-        store_v = f"sx_q16(v, {l1_q[0]}, {l1_q[1]})"
-        store_s = f"sx_q1(v, {l1_q[0]}, {l1_q[1]})"
+        lo, hi = nxt.code_range(True)
+        arrays += _array("float", "B1_MQ", (first.t["in_scale"] * first.t["w_scale"]).float().numpy()
+                         * (np.float32(1.0) / np.float32(nxt.t["in_scale"])))
+        deq = " * B1_MQ[o]"
+        mulm = "v = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(B1_MQ[o])), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);"
+        relu_v = f"v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps({hi}));"
+        relu_s = f"v = nearbyintf(v); v = v < 0.0f ? 0.0f : v; v = v > {hi} ? {hi} : v;"
     else:
-        store_v, store_s = "v", "v"
-    mulm = f"v = _mm512_mul_ps(v, _mm512_set1_ps(B1_M[o]));" if first.q else ""
+        deq = " * B1_M[o]" if first.q else ""
+        mulm = "v = _mm512_mul_ps(v, _mm512_set1_ps(B1_M[o]));" if first.q else ""
+        relu_v = "v = _mm512_max_ps(v, _mm512_setzero_ps());"
+        relu_s = "v = v < 0.0f ? 0.0f : v;"
     # a candidate's g^ and rho on every RBG (contiguous in its input segment): the first layer's input codes
     # for int8, read in place for fp32
-    if first.q:
-        tok_q = (f"        sx_quant(s + {N_UE_FEATURES}, gr + u * {2 * M}, {2 * M}, {first.in_quant()[0]}, "
-                 f"{first.in_quant()[1]});\n")
-        gr_src = f"gr + u * {2 * M}"
-    else:
-        tok_q, gr_src = "", f"in + u * {F} + {N_UE_FEATURES}"
+    gr_src = f"gr + u * {F} + {N_UE_FEATURES}" if first.q else f"in + u * {F} + {N_UE_FEATURES}"
     layers, cur = "", l1_dst
-    bufs = {"Q": ["Q", "Q2"], "H": ["H2", "H3"]}
     for i, lay in enumerate(rest):
         last = i == len(rest) - 1
         after = rest[i + 1] if not last else None
@@ -244,18 +295,25 @@ def shared_1lds_c_source(model, name: str, int8: bool) -> dict:
         dst = "NV" if i == len(none) - 1 else ("P2" if src != "P2" else "P")
         none_code += lay.call("QP" if lay.q else src, dst, MS, MS, i < len(none) - 1)
         src = dst
+    arrays += "".join(getattr(x, "extra", "") for x in rest + [head] + none)
+    if first.q:
+        inv1, zp1 = first.in_quant()
+        xq_code = (f"    sx_quant(xg, xgq, {M}, {inv1}, {zp1});\n    sx_quant(xr, xrq, {M}, {inv1}, {zp1});")
+        qdepth = f"    const float qdepth = sx_q1(depth, {inv1}, {zp1});"
+    else:
+        xq_code = qdepth = ""
     wmax = max([W, n_out] + [x.O for x in none])
     source = f"""{_KERNELS}
 {arrays}
 void {name}_forward(const float *restrict in, float *restrict out)
 {{
-    float a[{U * W}] CX_ALIGN, c[{W * M}] CX_ALIGN, xg[{M}], xr[{M}], gr[{2 * T}];
+    float a[{U * W}] CX_ALIGN, c[{W * M}] CX_ALIGN, xg[{M}], xr[{M}], xgq[{M}], xrq[{M}], gr[{U * F}];
     float H[{W * S}] CX_ALIGN, H2[{W * S}] CX_ALIGN, H3[{W * S}] CX_ALIGN, Q[{W * S}] CX_ALIGN, Q2[{W * S}] CX_ALIGN;
-    float QH[{W * S}] CX_ALIGN, HO[{n_out * S}] CX_ALIGN;
+    float QH[{W * S}] CX_ALIGN, HO[{n_out * S}] CX_ALIGN, OQ[{max(n_out * S, wmax * MS)}] CX_ALIGN;
     float P[{wmax * MS}] CX_ALIGN, P2[{wmax * MS}] CX_ALIGN, QP[{wmax * MS}] CX_ALIGN, NV[{wmax * MS}] CX_ALIGN;
     int present[{U}];
     float n = 0.0f, dsum = 0.0f;
-    (void)gr; (void)H2; (void)H3; (void)Q; (void)Q2; (void)QH; (void)P2; (void)QP;
+    (void)gr; (void)xgq; (void)xrq; (void)OQ; (void)H2; (void)H3; (void)Q; (void)Q2; (void)QH; (void)P2; (void)QP;
     for (int u = 0; u < {U}; ++u) {{                       /* present: any non-zero value (|x| summed > 0) */
         const float *s = in + u * {F};
         uint32_t any = 0;
@@ -266,18 +324,20 @@ void {name}_forward(const float *restrict in, float *restrict out)
     }}
     if (n < 1.0f) n = 1.0f;
     const float depth = dsum * {_f32(M)} / {_f32(8.0 * M)};
+{qdepth}
     for (int u = 0; u < {U}; ++u) {{                       /* a_u: bias + the candidate's seven features */
         const float *s = in + u * {F};
         float *au = a + u * {W};
         for (int o = 0; o < {W}; ++o) au[o] = B1_B[o];
-{cand}
-{tok_q}    }}
+{seg_q}{cand}
+    }}
     for (int m = 0; m < {M}; ++m) {{ xg[m] = in[{N_UE_FEATURES} + m]; xr[m] = 0.0f; }}   /* the RBG's largest g^, mean rho */
     for (int u = 0; u < {U}; ++u) {{
         const float *g = in + u * {F} + {N_UE_FEATURES}, pu = (float)present[u];
         for (int m = 0; m < {M}; ++m) {{ xg[m] = g[m] > xg[m] ? g[m] : xg[m]; xr[m] += g[m + {M}] * pu; }}
     }}
-    for (int m = 0; m < {M}; ++m) {{ xr[m] = xr[m] / n; xg[m] = {xq.format(x="xg[m]")}; xr[m] = {xq.format(x="xr[m]")}; }}
+    for (int m = 0; m < {M}; ++m) xr[m] = xr[m] / n;
+{xq_code}
     memset(c, 0, sizeof c);
 {rbg}
     for (int o = 0; o < {W}; ++o) memset({l1_dst} + o * {S} + {T}, 0, sizeof(float) * {S - T});   /* padding lanes */
@@ -294,14 +354,14 @@ void {name}_forward(const float *restrict in, float *restrict out)
                 v = _mm512_fmadd_ps(_mm512_set1_ps(wg), _mm512_maskz_loadu_ps(k, gu + m0), v);
                 v = _mm512_fmadd_ps(_mm512_set1_ps(wr), _mm512_maskz_loadu_ps(k, ru + m0), v);
                 {mulm}
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
-                _mm512_mask_storeu_ps(h + m0, k, {store_v});
+                {relu_v}
+                _mm512_mask_storeu_ps(h + m0, k, v);
             }}
 #else
             for (int m = 0; m < {M}; ++m) {{
                 float v = (ao + cm[m] + wg * gu[m] + wr * ru[m]){deq};
-                v = v < 0.0f ? 0.0f : v;
-                h[m] = {store_s};
+                {relu_s}
+                h[m] = v;
             }}
 #endif
         }}
