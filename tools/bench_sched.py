@@ -65,6 +65,7 @@ DEEP = {
     "dsacd_1lds": ("sched_1lds_dsacd", ("Shared1LDS", {"width": 64}), "student.pt", "1lds"),
     "sacd_2lds": ("sched_2lds_sacd", ("Actor2LDS", {"width": 32}), "student.pt", "2lds"),
     "student": ("sched_1lds_distill", ("Shared1LDS", {"width": 8}), "export/c_int8", "1lds"),
+    "student_fp32": ("sched_1lds_distill", ("Shared1LDS", {"width": 8}), "export/c", "1lds"),   # the same, fp32 C
     "dsacd_1lds_small": ("sched_1lds_dsacd_small", ("Shared1LDS", {"width": 8}), "student.pt", "1lds"),
 }
 
