@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from compress.errors import UserError
 from compress.export.c_export import c_array as _array, c_float as _f32
 from compress.quant.fake_quant import ACT_QMAX, ACT_QMIN, QATLinear
 from tasks.scheduler.models import N_UE_FEATURES
@@ -164,7 +165,8 @@ class _Layer:
         self.q = bool(int8 and isinstance(m, QATLinear))
         if self.q:
             if self.K * 127 * 255 >= _EXACT:
-                raise ValueError(f"{prefix}: {self.K} inputs overflow the exact fp32 accumulation")
+                raise UserError(f"Shared1LDS C export, layer {prefix}: {self.K} inputs are too many for the exact "
+                                "fp32 accumulation of int8 products (at most 518)")
             self.t = m.quantized_tensors()
 
     def arrays(self, input_major: bool = False) -> str:
@@ -224,8 +226,6 @@ def shared_1lds_c_source(model, name: str, int8: bool) -> dict:
     head = _Layer(model.head, "HD", int8)
     none = [_Layer(m, f"N{i + 1}", int8) for i, m in enumerate(_linears(model.none))]
     first, rest = body[0], body[1:]
-    if first.q and first.K * 127 * 255 >= _EXACT:
-        raise ValueError("Shared1LDS first layer: too many inputs for the exact fp32 accumulation")
     W = first.O
     arrays = first.arrays(input_major=True) + "".join(x.arrays() for x in rest + [head] + none)
     wl = "(float)B1_W[{k} * %d + o]" % W
