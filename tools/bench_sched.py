@@ -22,7 +22,8 @@ Deep schedulers (tasks/scheduler, README "Deep schedulers") are loaded from thei
 ``--train-missing`` (its recipe, ``python -m compress fit``; 5-25 minutes each on 2 shared cores), or left out
 with a note. ``--train NAME`` retrains one, timed (wall and CPU minutes of the fit process, stored in
 ``runs/bench_sched/train_times.json``: the ``train_minutes`` of the contract). The student row is the deployed
-artifact itself (the int8 C export, compiled and called through ctypes), the other actors run in PyTorch.
+artifact itself (the int8 C export, compiled and called through ctypes; ``student_fp32`` is its fp32 C export),
+the other actors run in PyTorch.
 Latency (``tasks.scheduler.latency``): per TTI of the evaluation set-up, batch 1, one thread, own process:
 the student's int8 C artifact (8 passes; its fp32 C export beside it), the DSACD actor and the 2LDS actor
 in C fp32 (8 / 144 passes; the contract's numbers), int8 C (an uncalibrated QAT copy: speed exact) and ONNX
@@ -303,7 +304,7 @@ def latency_table() -> dict:
     from tasks.scheduler.latency import actor_tti_latency, heuristic_tti_time
     out, rows = {}, []
     if deep_available("student"):
-        for sub, rt in ((DEEP["student"][2], "c-export-int8"), ("export/c", "c-export")):
+        for sub, rt in ((DEEP["student"][2], "c-export-int8"), (DEEP["student_fp32"][2], "c-export")):
             path = run_folder("student") / sub
             if not path.exists():
                 continue
