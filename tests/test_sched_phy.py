@@ -125,3 +125,16 @@ def test_channel_synthesis_is_the_sum_of_rays():
         np.testing.assert_allclose(h[m], want.reshape(4, 32), rtol=2e-4, atol=1e-5)
     ch.update(np.array([0]), t)
     np.testing.assert_allclose(ch.H_srv[0], h, rtol=1e-6)
+
+
+def test_building_a_drop_leaves_torch_global_random_stream_alone():
+    """Sionna's seed setter reseeds torch's default generator (randomly when its old seed, None, is put
+    back); a drop built between two draws must not change what a seeded caller draws next."""
+    import torch
+
+    from envs.scheduler.deployment import DropSpec, build_drop
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    build_drop(DropSpec(n_ue_per_cell=2), seed=5)
+    assert torch.equal(torch.rand(3), expected)

@@ -101,12 +101,15 @@ class Drop:
 def _sionna_links(spec: DropSpec, seed: int) -> dict:
     """Topology, LSPs and rays of one drop from Sionna, as numpy arrays."""
     import torch
+    torch_state = torch.get_rng_state()    # before importing Sionna: its import seeds torch's generator too
     from sionna.phy import config
     from sionna.phy.channel.tr38901 import PanelArray, UMaScenario
     from sionna.phy.channel.tr38901.lsp import LSPGenerator
     from sionna.phy.channel.tr38901.rays import RaysGenerator
     from sionna.sys import gen_hexgrid_topology
 
+    # Sionna's seed setter reseeds torch's global generator (randomly, when the old seed None is put
+    # back): it is restored below, so building a drop leaves the caller's torch random stream alone
     old_seed = config.seed
     config.seed = int(seed) % (2 ** 63)
     try:
@@ -144,6 +147,7 @@ def _sionna_links(spec: DropSpec, seed: int) -> dict:
                 zoa=n(rays.zoa), zod=n(rays.zod), xpr=n(rays.xpr))
     finally:
         config.seed = old_seed
+        torch.set_rng_state(torch_state)
 
 
 def _pol_matrix(xpr_inv_sqrt: np.ndarray, phases: np.ndarray) -> np.ndarray:
