@@ -4,6 +4,8 @@ In-process cases call ``compress.cli.main``; kills use subprocesses (marked slow
 import errno
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -293,3 +295,35 @@ def test_a_recipes_own_last_checkpoint_replaces_the_default_and_saves_in_the_run
     assert {p for _, p in saves} == {tmp_path / "run" / "checkpoints" / "last.ckpt"}
     assert steps[:3] == [20, 40, 60] and len(steps) == len(set(steps))   # one saver, no doubled saves
     assert steps[-1] == torch.load(saves[-1][1], weights_only=True)["global_step"]
+
+
+_POOL_PARENT = r"""
+import sys, time
+from compress.run.children import process_pool
+pool = process_pool(1)
+fut = pool.submit(time.sleep, 300)
+time.sleep(0.5)
+print(" ".join(str(p) for p in pool._processes), flush=True)
+time.sleep(300)
+"""
+
+
+def test_process_pool_workers_end_with_their_parent(tmp_path):
+    """The benchmarks' --jobs workers (compress.run.children.process_pool) do not outlive a killed bench."""
+    proc = subprocess.Popen([sys.executable, "-c", _POOL_PARENT], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert workers and all(Path(f"/proc/{p}").exists() for p in workers)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(p):
+        st = Path(f"/proc/{p}/status")
+        try:
+            return "zombie" not in st.read_text().lower()
+        except OSError:
+            return False
+    deadline = time.time() + 30
+    while time.time() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not [p for p in workers if alive(p)], "orphan pool worker left"

@@ -180,10 +180,9 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     pool = None
     if a.jobs > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from compress.run.children import process_pool
 
-        pool = ProcessPoolExecutor(a.jobs, mp_context=mp.get_context("spawn"), initializer=_quiet)
+        pool = process_pool(a.jobs, initializer=_quiet)     # workers end with this process
         futures = {(t, al, s): pool.submit(run_one, t, al, s, overrides) for t, al in jobs for s in a.seeds}
     for task, algo in jobs:
         runs = ([futures[task, algo, s].result() for s in a.seeds] if pool else

@@ -71,7 +71,13 @@ DEEP = {
 }
 
 
+RUN_DIRS: dict = {}   # name -> run folder given by --run-dir (e.g. another training seed's run)
+
+
 def run_folder(name: str) -> Path:
+    if name in RUN_DIRS:
+        p = Path(RUN_DIRS[name])
+        return p if p.is_absolute() else ROOT / p
     return ROOT / "runs" / DEEP[name][0]
 
 
@@ -196,7 +202,8 @@ def env_speed(n_tti: int = 5, n_tti_2lds: int = 1, warm: int = 20, blocks: int =
 
 def _score(job: tuple) -> tuple:
     """One policy on the ``drops`` drops of one traffic model (a worker of ``--jobs``)."""
-    traffic, name, drops, n_tti, warmup, seed = job
+    traffic, name, drops, n_tti, warmup, seed, run_dirs = job
+    RUN_DIRS.update(run_dirs)
     import torch
     torch.set_num_threads(1)
     from envs.scheduler.env import SchedulerEnv
@@ -221,7 +228,7 @@ def run_all(names: list, drops: int, n_tti: int, warmup: int, seed: int, jobs: i
     """KPIs of every policy on the same drops and random numbers of the evaluation set-up, FB and FTP3:
     {traffic: {policy: kpis}}. ``jobs`` > 1 runs (traffic, policy) pairs in worker processes (the
     numbers are the same: each worker builds the same seeded drops)."""
-    todo = [(tr, n, drops, n_tti, warmup, seed) for tr in ("fb", "ftp3") for n in names]
+    todo = [(tr, n, drops, n_tti, warmup, seed, dict(RUN_DIRS)) for tr in ("fb", "ftp3") for n in names]
     res = {"fb": {}, "ftp3": {}}
     if jobs <= 1:
         for job in todo:
@@ -229,10 +236,11 @@ def run_all(names: list, drops: int, n_tti: int, warmup: int, seed: int, jobs: i
             res[tr][n] = k
             _report(tr, n, k)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
+
+        from compress.run.children import process_pool
         os.environ.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        with process_pool(jobs) as pool:                        # workers end with this process
             for fut in as_completed([pool.submit(_score, job) for job in todo]):
                 tr, n, k = fut.result()
                 res[tr][n] = k
@@ -361,7 +369,15 @@ def main(argv=None) -> int:
     ap.add_argument("--train-missing", action="store_true", help="train the deep schedulers whose run folder is missing")
     ap.add_argument("--no-latency", action="store_true", help="skip the per-TTI latency measurements")
     ap.add_argument("--no-speed", action="store_true", help="skip the env speed test")
+    ap.add_argument("--run-dir", action="append", default=[], metavar="NAME=DIR",
+                    help="score a deep scheduler from another run folder (e.g. a second training seed: "
+                         "--run-dir dsacd_1lds_small=runs/sched_1lds_dsacd_small_s1); repeatable")
     a = ap.parse_args(argv)
+    for item in a.run_dir:
+        name, sep, folder = item.partition("=")
+        if not sep or name not in DEEP or not folder:
+            ap.error(f"--run-dir {item!r}: expected NAME=DIR with NAME one of {sorted(DEEP)}")
+        RUN_DIRS[name] = folder
     if a.train:
         train(a.train)
         return 0

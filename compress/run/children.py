@@ -4,6 +4,7 @@ A child started by ``run_child`` / ``start_child`` gets ``COMPRESS_PARENT_PID``;
 compress`` starts with it, ``bind_to_parent`` asks Linux to send it SIGTERM when its parent dies
 (``prctl(PR_SET_PDEATHSIG)``), even by SIGKILL, and exits at once if the parent is already gone.  So
 a killed run leaves no orphan training in the background.  Elsewhere (not Linux) it does nothing.
+``process_pool`` gives the same to the workers of a ``ProcessPoolExecutor`` (the benchmarks' ``--jobs``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 
-__all__ = ["bind_to_parent", "start_child", "run_child", "child_env"]
+__all__ = ["bind_to_parent", "start_child", "run_child", "child_env", "process_pool"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -55,3 +56,20 @@ def run_child(cmd: list[str], env: dict | None = None, **kwargs) -> subprocess.P
             proc.kill()
         raise
     return proc
+
+
+def _pool_worker_init(extra) -> None:
+    bind_to_parent()
+    if extra is not None:
+        extra()
+
+
+def process_pool(workers: int, initializer=None):
+    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes that end with this one (killed by any
+    signal, even SIGKILL: ``bind_to_parent``); ``initializer`` (picklable) then runs in each worker."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    os.environ["COMPRESS_PARENT_PID"] = str(os.getpid())     # the spawned workers inherit it
+    return ProcessPoolExecutor(int(workers), mp_context=mp.get_context("spawn"), initializer=_pool_worker_init,
+                               initargs=(initializer,))
