@@ -62,6 +62,7 @@ typedef __m512 sx_v;
 typedef __m512i sx_i;
 #define sx_ld(p) _mm512_load_ps(p)
 #define sx_ldu(p) _mm512_loadu_ps(p)
+#define sx_ldn(p, n) _mm512_maskz_loadu_ps((__mmask16)((1u << (n)) - 1u), p)
 #define sx_st(p, v) _mm512_store_ps(p, v)
 #define sx_set(x) _mm512_set1_ps(x)
 #define sx_add(a, b) _mm512_add_ps(a, b)
@@ -84,6 +85,7 @@ typedef struct { int l[16]; } sx_i;
 #define SX_MAP(EXPR) sx_v r; for (int l = 0; l < 16; ++l) r.l[l] = (EXPR); return r
 CX_INLINE sx_v sx_ld(const float *p) { SX_MAP(p[l]); }
 CX_INLINE sx_v sx_ldu(const float *p) { SX_MAP(p[l]); }
+CX_INLINE sx_v sx_ldn(const float *p, const int n) { SX_MAP(l < n ? p[l] : 0.0f); }
 CX_INLINE void sx_st(float *p, const sx_v v) { for (int l = 0; l < 16; ++l) p[l] = v.l[l]; }
 CX_INLINE sx_v sx_set(const float x) { SX_MAP(x); }
 CX_INLINE sx_v sx_add(const sx_v a, const sx_v b) { SX_MAP(a.l[l] + b.l[l]); }
@@ -322,6 +324,13 @@ def shared_1lds_c_source(model, name: str, int8: bool) -> dict:
     cand = "".join(f"            acc = sx_fma(sx_set({w}), f{j}, acc);\n" for j, w in enumerate(cand_w))
     feats = "".join(f"        const sx_v f{j} = {x};\n" for j, x in enumerate(cand_x))
     widen = "".join(lay.widen() for lay in chain)
+    # the pool: a candidate's M hidden values are one row of H (16 lanes per vector, the last one partial)
+    vecs = [(j * 16, min(16, M - j * 16)) for j in range(MS // 16)]
+    rd = lambda j0, n: f"sx_ldu(h + {j0})" if n == 16 else f"sx_ldn(h + {j0}, {n})"
+    pool = ("".join(f"        sx_v p{j} = sx_set(0.0f);\n" for j in range(len(vecs)))
+            + f"        for (int u = 0; u < {U}; ++u) {{\n            const float *h = H + o * {S} + u * {M};\n"
+            + "".join(f"            p{j} = sx_max(p{j}, {rd(j0, n)});\n" for j, (j0, n) in enumerate(vecs))
+            + "        }\n" + "".join(f"        sx_st(P + o * {MS} + {j0}, p{j});\n" for j, (j0, _) in enumerate(vecs)))
     source = f"""{_KERNELS}
 {arrays}
 void {name}_forward(const float *restrict in, float *restrict out)
@@ -367,14 +376,8 @@ void {name}_forward(const float *restrict in, float *restrict out)
     for (int u = 0; u < {U}; ++u)
         for (int m = 0; m < {M}; ++m)
             for (int j = 0; j < {n_out}; ++j) out[(m * {U + 1} + u) * {n_out} + j] = HO[j * {S} + u * {M} + m];
-    memset(P, 0, sizeof P);
     for (int o = 0; o < {W}; ++o) {{                       /* "none": max over the RBG's candidates */
-        float *p = P + o * {MS};
-        for (int u = 0; u < {U}; ++u) {{
-            const float *h = H + o * {S} + u * {M};
-            for (int m = 0; m < {M}; ++m) p[m] = h[m] > p[m] ? h[m] : p[m];
-        }}
-    }}
+{pool}    }}
     for (int m0 = 0; m0 < {MS}; m0 += 16) {{
 {nb}    }}
     for (int m = 0; m < {M}; ++m)
