@@ -74,15 +74,20 @@ DEEP = {
 RUN_DIRS: dict = {}   # name -> run folder given by --run-dir (e.g. another training seed's run)
 
 
+def _kind(name: str) -> tuple:
+    """DEEP's entry of a deep scheduler; ``NAME@TAG`` (an extra row from --run-dir) is NAME's kind."""
+    return DEEP[name.split("@")[0]]
+
+
 def run_folder(name: str) -> Path:
     if name in RUN_DIRS:
         p = Path(RUN_DIRS[name])
         return p if p.is_absolute() else ROOT / p
-    return ROOT / "runs" / DEEP[name][0]
+    return ROOT / "runs" / _kind(name)[0]
 
 
 def deep_available(name: str) -> bool:
-    return (run_folder(name) / DEEP[name][2]).exists()
+    return (run_folder(name) / _kind(name)[2]).exists()
 
 
 def _c_source(folder: Path) -> Path:
@@ -97,11 +102,11 @@ class _Deep:
 
     def __init__(self, name: str):
         self.name = name
-        self.design = DEEP[name][3]
+        self.design = _kind(name)[3]
 
     def actor(self):
         import tasks.scheduler as ts
-        recipe, (cls, kw), art, _ = DEEP[self.name]
+        recipe, (cls, kw), art, _ = _kind(self.name)
         path = run_folder(self.name) / art
         if path.suffix == ".pt":                     # the run's student.pt (weights and the module spec)
             from compress.serialize import load_module
@@ -123,7 +128,7 @@ def policies(include_missing: bool = False) -> dict:
     """Policies to score: name -> factory (heuristics, then the deep schedulers whose run folders exist)."""
     from envs.scheduler.baselines import POLICIES
     out = dict(POLICIES)
-    for name in DEEP:
+    for name in [*DEEP, *(n for n in RUN_DIRS if n not in DEEP)]:
         if include_missing or deep_available(name):
             out[name] = _Deep(name)
     return out
@@ -369,15 +374,18 @@ def main(argv=None) -> int:
     ap.add_argument("--train-missing", action="store_true", help="train the deep schedulers whose run folder is missing")
     ap.add_argument("--no-latency", action="store_true", help="skip the per-TTI latency measurements")
     ap.add_argument("--no-speed", action="store_true", help="skip the env speed test")
-    ap.add_argument("--run-dir", action="append", default=[], metavar="NAME=DIR",
-                    help="score a deep scheduler from another run folder (e.g. a second training seed: "
-                         "--run-dir dsacd_1lds_small=runs/sched_1lds_dsacd_small_s1); repeatable")
+    ap.add_argument("--run-dir", action="append", default=[], metavar="NAME[@TAG]=DIR",
+                    help="score a deep scheduler from another run folder: NAME=DIR replaces NAME's folder, "
+                         "NAME@TAG=DIR adds a row NAME@TAG (e.g. a second training seed: "
+                         "--run-dir dsacd_1lds_small@s1=runs/sched_1lds_dsacd_small_s1); repeatable")
     a = ap.parse_args(argv)
     for item in a.run_dir:
         name, sep, folder = item.partition("=")
-        if not sep or name not in DEEP or not folder:
-            ap.error(f"--run-dir {item!r}: expected NAME=DIR with NAME one of {sorted(DEEP)}")
+        if not sep or name.split("@")[0] not in DEEP or not folder or name.endswith("@"):
+            ap.error(f"--run-dir {item!r}: expected NAME=DIR or NAME@TAG=DIR with NAME one of {sorted(DEEP)}")
         RUN_DIRS[name] = folder
+        if not deep_available(name):
+            ap.error(f"--run-dir {item!r}: no {_kind(name)[2]} in {run_folder(name)}")
     if a.train:
         train(a.train)
         return 0
