@@ -18,7 +18,7 @@ def test_bench_sched_quick_prints_the_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert set(res) == {"fb", "ftp3", "gains_over_baseline_sds", "env", "throughput_unit", "co_scheduling",
-                        "std_over_drops", "train_minutes"}
+                        "std_over_drops", "train_minutes", "ftp3_upt_gains_over_baseline_sds"}
     pols = {"su_pf", "baseline_sds", "pf_greedy"}
     for tr in ("fb", "ftp3"):
         assert set(res[tr]) == pols and set(res["gains_over_baseline_sds"][tr]) == pols
@@ -27,3 +27,30 @@ def test_bench_sched_quick_prints_the_contract(tmp_path):
     assert res["env"]["tti_ms_train"] > 0 and res["env"]["decisions_per_s"] > 0
     assert res["throughput_unit"] == "Mbit/s"
     assert (tmp_path / "throughput_cdf.png").stat().st_size > 10_000 and (tmp_path / "results.json").exists()
+
+
+def _bench():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_sched_under_test", ROOT / "tools" / "bench_sched.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_run_dir_adds_a_tagged_row_or_names_what_is_wrong(tmp_path, capsys):
+    """--run-dir NAME@TAG=DIR scores DIR's artifact as an extra row of NAME's kind; a bad item is one
+    clear error naming it."""
+    bench = _bench()
+    (tmp_path / "export" / "c_int8").mkdir(parents=True)
+    (tmp_path / "export" / "c_int8" / "student.c").write_text("/* stand-in */")
+    bench.RUN_DIRS["student@s1"] = str(tmp_path)
+    try:
+        assert bench.run_folder("student@s1") == tmp_path and bench.deep_available("student@s1")
+        assert "student@s1" in bench.policies() and bench.policies()["student@s1"].design == "1lds"
+        assert bench._Deep("student@s1").actor() == tmp_path / "export" / "c_int8" / "student.c"
+    finally:
+        bench.RUN_DIRS.clear()
+    for item, msg in (("nonsense=x", "expected NAME=DIR"), ("student@s2=" + str(tmp_path / "none"), "no export/c_int8")):
+        with pytest.raises(SystemExit):
+            bench.main(["--run-dir", item])
+        assert msg in capsys.readouterr().err
