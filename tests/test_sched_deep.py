@@ -349,3 +349,29 @@ def test_compress_export_gives_the_rollout_data_module_its_policies(tmp_path, mo
                  "--data.init_args.batch_size=16"]) == 0
     assert seen and seen[0][0] == "Shared1LDS"                 # epoch 0: the teacher rolls out
     assert "Shared1LDS" in (run / "export" / "c_int8" / "student.h").read_text()
+
+
+@pytest.mark.parametrize("n_cand,n_rbg", [(20, 40), (40, 5)])
+def test_shared_1lds_c_export_other_sizes(tmp_path, n_cand, n_rbg):
+    """More than 16 candidates or RBGs: the C's per-lane table lookups switch to a two-register permute
+    (up to 32) or a gather (above); outputs still equal PyTorch's (fp32) and the fake-quant model's (int8)."""
+    import copy
+
+    from compress.export import export_c
+    from compress.export.runner import load_artifact
+    from compress.quant import calibrate, prepare_qat
+    from tasks.scheduler.shared import Shared1LDS
+    torch.manual_seed(0)
+    net = Shared1LDS(n_cand=n_cand, n_rbg=n_rbg, width=8).eval()
+    x = torch.rand(32, net.in_features)
+    x.view(32, n_cand, -1)[::3, -2:] = 0.0                       # absent candidates
+    qnet = prepare_qat(copy.deepcopy(net)).eval()
+    calibrate(qnet, [x])
+    for model, int8 in ((net, False), (qnet, True)):
+        got = load_artifact(export_c(model, tmp_path / str(int8), int8=int8)["c"])(x.numpy())
+        with torch.no_grad():
+            ref = model(x).numpy()
+        if int8:
+            assert np.mean(np.abs(got - ref) < 1e-5) > 0.99 and np.abs(got - ref).max() < 0.02 * np.abs(ref).max()
+        else:
+            np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
