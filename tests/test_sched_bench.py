@@ -54,3 +54,24 @@ def test_run_dir_adds_a_tagged_row_or_names_what_is_wrong(tmp_path, capsys):
         with pytest.raises(SystemExit):
             bench.main(["--run-dir", item])
         assert msg in capsys.readouterr().err
+
+
+def test_a_run_trained_on_the_evaluation_drops_is_refused(tmp_path):
+    """An RL learner resets its env with its own seed and a DAgger data module rolls out on seed + 1000 x
+    epoch: either equal to the bench's --seed on the evaluation set-up means the run saw the test drops."""
+    import yaml
+    bench = _bench()
+    rl = {"model": {"init_args": {"seed": 1, "env": {"class_path": "envs.scheduler.SchedulerEnv",
+                                                     "init_args": {"setup": "evaluation", "seed": 0}}}}}
+    dagger = {"trainer": {"max_epochs": 3}, "data": {"init_args": {"seed": 0, "env": {"setup": "evaluation"}}}}
+    cases = [(rl, 1, "learner seed 1"), (rl, 2, None), (dagger, 2000, "epoch 2"), (dagger, 1, None),
+             ({"data": {"init_args": {"seed": 1}}}, 1, None)]          # rollouts on the training set-up
+    try:
+        for i, (cfg, seed, msg) in enumerate(cases):
+            (tmp_path / str(i)).mkdir()
+            (tmp_path / str(i) / "recipe.yaml").write_text(yaml.safe_dump(cfg))
+            bench.RUN_DIRS[f"student@{i}"] = str(tmp_path / str(i))
+            why = bench.eval_drops_in_training(f"student@{i}", seed)
+            assert (why is None) if msg is None else (msg in why), (i, why)
+    finally:
+        bench.RUN_DIRS.clear()
