@@ -5,7 +5,7 @@ trained directly by DSACD), their per-TTI latency and training time.
     python tools/bench_sched.py [--json] [--drops 10] [--ttis 400] [--warmup 150] [--jobs 1] [--quick]
     python tools/bench_sched.py --train dsacd_1lds        # (re)train one deep scheduler, timed
     python tools/bench_sched.py --latency-only            # only the per-TTI latency table
-    python tools/bench_sched.py --policies baseline_sds,student,student@s1 --run-dir student@s1=runs/X
+    python tools/bench_sched.py --policies baseline_sds,student,student@s1 --run-dir student@s1=runs/sched_1lds_distill_s1
                                                           # another run folder (a second seed) as a row
 
 Evaluation set-up of the seed (``envs.scheduler``: 21 cells, 210 UEs, 273 PRBs in 18 RBGs of 16, abs(L) = 8),
@@ -409,7 +409,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run-dir", action="append", default=[], metavar="NAME[@TAG]=DIR",
                     help="score a deep scheduler from another run folder: NAME=DIR replaces NAME's folder, "
                          "NAME@TAG=DIR adds a row NAME@TAG (e.g. a second training seed: "
-                         "--run-dir dsacd_1lds_small@s1=runs/sched_1lds_dsacd_small_s1); repeatable")
+                         "--run-dir dsacd_1lds_small@s2=runs/sched_1lds_dsacd_small_s2); repeatable")
     ap.add_argument("--latency-only", action="store_true", help="only the per-TTI latency table (its JSON on the last line)")
     a = ap.parse_args(argv)
     for item in a.run_dir:

@@ -51,7 +51,6 @@ _CAND = list(range(N_UE_FEATURES)) + [N_UE_FEATURES + 4, N_UE_FEATURES + 5]   # 
 _RBG = [N_UE_FEATURES + 2, N_UE_FEATURES + 3]                                 # RBG max g^, mean rho
 _G, _RHO = N_UE_FEATURES, N_UE_FEATURES + 1                                   # the token's own g^_m, rho_m
 _EXACT = 2 ** 24
-_QMIN, _QMAX = f"{ACT_QMIN}.0f", f"{ACT_QMAX}.0f"
 
 # 16-lane vectors: AVX-512 or a portable struct (every operation a 16-iteration loop)
 _KERNELS = r"""
