@@ -75,3 +75,54 @@ def test_a_run_trained_on_the_evaluation_drops_is_refused(tmp_path):
             assert (why is None) if msg is None else (msg in why), (i, why)
     finally:
         bench.RUN_DIRS.clear()
+
+
+def test_a_student_of_a_teacher_that_saw_the_evaluation_drops_is_refused(tmp_path):
+    """The check follows a distilled run's teacher checkpoints to their run folders' recipes."""
+    import yaml
+    bench = _bench()
+    rl = lambda seed: {"model": {"init_args": {"seed": seed, "env": {"init_args": {"setup": "evaluation"}}}}}
+    for seed in (1, 2):
+        (tmp_path / f"t{seed}").mkdir()
+        (tmp_path / f"t{seed}" / "recipe.yaml").write_text(yaml.safe_dump(rl(seed)))
+    student = {"model": {"init_args": {"distiller": {"init_args": {"teachers": {
+        f"t{s}": {"class_path": "compress.distill.Checkpoint", "init_args": {"path": str(tmp_path / f"t{s}" / "student.pt")}}
+        for s in (2, 1)}}}}}}
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "recipe.yaml").write_text(yaml.safe_dump(student, sort_keys=False))
+    bench.RUN_DIRS["student@x"] = str(tmp_path / "s")
+    try:
+        assert bench.teacher_paths(tmp_path / "s") == [tmp_path / "t2" / "student.pt", tmp_path / "t1" / "student.pt"]
+        why = bench.eval_drops_in_training("student@x", 1)
+        assert why and str(tmp_path / "t1" / "student.pt") in why and "learner seed 1" in why
+        assert bench.eval_drops_in_training("student@x", 3) is None
+    finally:
+        bench.RUN_DIRS.clear()
+
+
+def test_the_ensemble_row_is_the_mean_of_its_teachers(tmp_path):
+    """dsacd_1lds_ensemble scores the mean logits of the teachers its run's recipe names, and is missing
+    until every teacher checkpoint exists."""
+    import torch
+    import yaml
+    from compress.serialize import save_module
+    from tasks.scheduler import Shared1LDS
+    bench = _bench()
+    torch.manual_seed(0)
+    nets = [Shared1LDS(width=64).eval() for _ in range(2)]
+    paths = [tmp_path / f"t{i}.pt" for i in range(2)]
+    spec = {"model": {"init_args": {"distiller": {"init_args": {"teachers": {
+        f"t{i}": {"init_args": {"path": str(p)}} for i, p in enumerate(paths)}}}}}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(spec))
+    bench.RUN_DIRS["dsacd_1lds_ensemble@x"] = str(tmp_path)
+    try:
+        assert not bench.deep_available("dsacd_1lds_ensemble@x")
+        for net, p in zip(nets, paths):
+            save_module(net, p)
+        assert bench.deep_available("dsacd_1lds_ensemble@x")
+        actor = bench._Deep("dsacd_1lds_ensemble@x").actor()
+        x = torch.randn(5, 410)
+        with torch.no_grad():
+            assert torch.allclose(actor(x), (nets[0](x) + nets[1](x)) / 2, atol=1e-6)
+    finally:
+        bench.RUN_DIRS.clear()

@@ -12,6 +12,7 @@ from envs.scheduler.env import SchedulerEnv
 from tasks.scheduler.augment import PermutedCandidates, permute_1lds, permute_2lds, to_env_actions
 from tasks.scheduler.evaluate import ActorPolicy, masked_greedy
 from tasks.scheduler.models import Actor1LDS, Actor2LDS, Critic1LDS
+from tasks.scheduler.shared import Shared1LDS
 
 UE_PER_CELL = 12      # the small drop of tests/test_sched_env.py
 
@@ -235,6 +236,32 @@ def test_sched_rollout_data_rolls_the_env_it_is_given(monkeypatch):
     with pytest.raises(UserError, match="env.seed"):
         data.SchedRolloutData(env={"seed": 3})
 
+
+
+def test_sched_rollout_data_follows_the_mean_of_several_teachers(monkeypatch):
+    """With several teachers (Distiller combine="mean") the rollouts follow the mean of their logits."""
+    import tasks.scheduler.data as data
+    from compress.errors import UserError
+    seen = {}
+
+    def fake(teacher, student, mix, n_tti, warmup_tti, seed, permute, **env_kw):
+        seen["teacher"] = teacher
+        return np.zeros((4, 410), np.float32), np.ones((4, 198), bool)
+
+    monkeypatch.setattr(data, "rollout_states", fake)
+    torch.manual_seed(0)
+    nets = [Shared1LDS(width=8).eval() for _ in range(3)]
+    d = data.SchedRolloutData(rollout_tti=3, warmup_tti=1)
+    d.set_policies(nets, None)
+    d.rollout(0, None, 0.0)
+    x = torch.randn(6, 410)
+    with torch.no_grad():
+        assert torch.allclose(seen["teacher"](x), sum(n(x) for n in nets) / 3, atol=1e-6)
+    d.set_policies(nets[:1], None)
+    d.rollout(0, None, 0.0)
+    assert seen["teacher"] is nets[0]
+    with pytest.raises(UserError, match="has none"):
+        d.set_policies([], None)
 
 def _recorded_states(n_tti: int = 2):
     env = SchedulerEnv(setup="evaluation", n_drops=1, seed=7)

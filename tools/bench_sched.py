@@ -72,6 +72,8 @@ DEEP = {
     "student": ("sched_1lds_distill", ("Shared1LDS", {"width": 8}), "export/c_int8", "1lds"),
     "student_fp32": ("sched_1lds_distill", ("Shared1LDS", {"width": 8}), "export/c", "1lds"),   # the same, fp32 C
     "dsacd_1lds_small": ("sched_1lds_dsacd_small", ("Shared1LDS", {"width": 8}), "student.pt", "1lds"),
+    # the ensemble distillation's teacher: the mean logits of the teachers its recipe.yaml names
+    "dsacd_1lds_ensemble": ("sched_1lds_distill_ensemble", ("Shared1LDS", {"width": 64}), "teachers", "1lds"),
 }
 
 
@@ -90,17 +92,39 @@ def run_folder(name: str) -> Path:
     return ROOT / "runs" / _kind(name)[0]
 
 
+def teacher_paths(folder: Path) -> list:
+    """Checkpoint paths of the distiller's teachers in a run folder's resolved recipe.yaml."""
+    import yaml
+    rec = folder / "recipe.yaml"
+    cfg = (yaml.safe_load(rec.read_text()) or {}) if rec.exists() else {}
+    dist = (((cfg.get("model") or {}).get("init_args") or {}).get("distiller") or {}).get("init_args") or {}
+    out = []
+    for spec in (dist.get("teachers") or {}).values():
+        path = (spec.get("init_args") or {}).get("path") if isinstance(spec, dict) else None
+        if path:
+            out.append(Path(path) if Path(path).is_absolute() else ROOT / path)
+    return out
+
+
 def deep_available(name: str) -> bool:
+    if _kind(name)[2] == "teachers":
+        paths = teacher_paths(run_folder(name))
+        return bool(paths) and all(q.exists() for q in paths)
     return (run_folder(name) / _kind(name)[2]).exists()
 
 
 def eval_drops_in_training(name: str, seed: int) -> str | None:
     """Why ``name``'s run (its folder's resolved recipe.yaml) saw the bench's evaluation drops, or None.
     The bench scores the drops of env seed ``seed`` on the evaluation set-up; an RL learner resets its env
-    with its own ``seed`` (``compress.rl``'s collector), a DAgger data module with ``seed + 1000 epoch``."""
+    with its own ``seed`` (``compress.rl``'s collector), a DAgger data module with ``seed + 1000 epoch``. A
+    distilled run's teachers' run folders (their checkpoints' folders) are checked too."""
+    return _drops_seen(run_folder(name), seed)
+
+
+def _drops_seen(folder: Path, seed: int, depth: int = 0) -> str | None:
     import yaml
-    rec = run_folder(name) / "recipe.yaml"
-    if not rec.exists():
+    rec = folder / "recipe.yaml"
+    if not rec.exists() or depth > 3:
         return None
     cfg = yaml.safe_load(rec.read_text()) or {}
     model = (cfg.get("model") or {}).get("init_args") or {}
@@ -115,6 +139,10 @@ def eval_drops_in_training(name: str, seed: int) -> str | None:
         hit = [e for e in range(epochs) if int(data.get("seed", 0)) + 1000 * e == seed]
         if hit:
             return f"its DAgger rollouts of epoch {hit[0]} ran on the bench's drops (data seed + 1000 x epoch = {seed})"
+    for path in teacher_paths(folder):
+        why = _drops_seen(path.parent, seed, depth + 1)
+        if why:
+            return f"its teacher {path} was trained on them: {why}"
     return None
 
 
@@ -133,17 +161,25 @@ class _Deep:
         self.design = _kind(name)[3]
 
     def actor(self):
-        import tasks.scheduler as ts
         recipe, (cls, kw), art, _ = _kind(self.name)
+        if art == "teachers":                        # an ensemble: the mean logits of the run's teachers
+            from tasks.scheduler.data import MeanLogits
+            return MeanLogits([self._load(q, cls, kw) for q in teacher_paths(run_folder(self.name))])
         path = run_folder(self.name) / art
-        if path.suffix == ".pt":                     # the run's student.pt (weights and the module spec)
-            from compress.serialize import load_module
-            net = load_module(path, trusted=("tasks",))
-            width = net.net[0].out_features if hasattr(net, "net") else net.body[0].out_features
-            if not isinstance(net, getattr(ts, cls)) or width != kw["width"]:
-                raise RuntimeError(f"{path}: expected a {cls} of width {kw['width']}, got {net}")
-            return net.eval()
+        if path.suffix == ".pt":
+            return self._load(path, cls, kw)
         return _c_source(path)                      # the deployed artifact, run by its own runtime
+
+    @staticmethod
+    def _load(path: Path, cls: str, kw: dict):
+        """A run's student.pt (weights and the module spec), checked against DEEP's class and width."""
+        import tasks.scheduler as ts
+        from compress.serialize import load_module
+        net = load_module(path, trusted=("tasks",))
+        width = net.net[0].out_features if hasattr(net, "net") else net.body[0].out_features
+        if not isinstance(net, getattr(ts, cls)) or width != kw["width"]:
+            raise RuntimeError(f"{path}: expected a {cls} of width {kw['width']}, got {net}")
+        return net.eval()
 
     def __call__(self):
         from tasks.scheduler.evaluate import ActorPolicy

@@ -13,6 +13,9 @@ PF averages that later states see). States are aggregated over epochs (oldest dr
 ``max_states``); needs ``Trainer(reload_dataloaders_every_n_epochs=1)``. Optionally the candidates are
 shuffled (``permute``: the seed's augmentation; the teacher labels the permuted state itself).
 
+Several teachers (an ensemble, e.g. DSACD runs of several seeds): the rollouts follow the mean of their
+logits, which is what ``Distiller(combine="mean")`` distils; give the distiller that combine.
+
 Policies come from the framework (``set_policies(teachers, student)``, ``compress.task.RolloutData``).
 """
 from __future__ import annotations
@@ -25,7 +28,17 @@ from compress.errors import UserError
 
 from .evaluate import masked_greedy
 
-__all__ = ["SchedRolloutData", "rollout_states"]
+__all__ = ["MeanLogits", "SchedRolloutData", "rollout_states"]
+
+
+class MeanLogits:
+    """An ensemble of actors as one actor: the mean of their logits (``Distiller(combine="mean")``)."""
+
+    def __init__(self, actors):
+        self.actors = list(actors)
+
+    def __call__(self, x):
+        return torch.stack([a(x) for a in self.actors]).mean(0)
 
 
 def rollout_states(teacher, student=None, student_mix: float = 0.0, n_tti: int = 60, warmup_tti: int = 20,
@@ -71,9 +84,10 @@ class SchedRolloutData(DaggerStates):
         self.rollout_tti, self.warmup_tti, self.permute = int(rollout_tti), int(warmup_tti), bool(permute)
 
     def check_teachers(self, teachers) -> None:
-        if len(teachers) != 1:
-            raise UserError(f"SchedRolloutData rolls out one teacher, the distiller has {len(teachers)}")
+        if not teachers:
+            raise UserError("SchedRolloutData rolls out the distiller's teachers, and it has none")
 
     def rollout(self, epoch: int, student, student_mix: float):
-        return rollout_states(self.teachers[0], student, student_mix, self.rollout_tti, self.warmup_tti,
+        teacher = self.teachers[0] if len(self.teachers) == 1 else MeanLogits(self.teachers)
+        return rollout_states(teacher, student, student_mix, self.rollout_tti, self.warmup_tti,
                               seed=self.seed + 1000 * epoch, permute=self.permute, **self.env_kw)
