@@ -124,5 +124,10 @@ def test_the_ensemble_row_is_the_mean_of_its_teachers(tmp_path):
         x = torch.randn(5, 410)
         with torch.no_grad():
             assert torch.allclose(actor(x), (nets[0](x) + nets[1](x)) / 2, atol=1e-6)
+        from envs.scheduler.env import SchedulerEnv
+        env = SchedulerEnv(setup="evaluation", n_drops=1, seed=7)     # the bench's env policy runs it
+        obs, info = env.reset(seed=7)
+        act = bench._Deep("dsacd_1lds_ensemble@x")()(obs, info)
+        assert act.shape[0] == obs.shape[0]
     finally:
         bench.RUN_DIRS.clear()

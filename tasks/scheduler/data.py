@@ -31,13 +31,15 @@ from .evaluate import masked_greedy
 __all__ = ["MeanLogits", "SchedRolloutData", "rollout_states"]
 
 
-class MeanLogits:
-    """An ensemble of actors as one actor: the mean of their logits (``Distiller(combine="mean")``)."""
+class MeanLogits(torch.nn.Module):
+    """An ensemble of actors as one actor: the mean of their logits (``Distiller(combine="mean")``). The
+    actors are held, not registered: they stay their owner's (the distiller's frozen teachers)."""
 
     def __init__(self, actors):
+        super().__init__()
         self.actors = list(actors)
 
-    def __call__(self, x):
+    def forward(self, x):
         return torch.stack([a(x) for a in self.actors]).mean(0)
 
 
