@@ -26,7 +26,10 @@ Deep schedulers (tasks/scheduler, README "Deep schedulers") are loaded from thei
 with a note. ``--train NAME`` retrains one, timed (wall and CPU minutes of the fit process, stored in
 ``runs/bench_sched/train_times.json``: the ``train_minutes`` of the contract). The student row is the deployed
 artifact itself (the int8 C export, compiled and called through ctypes; ``student_fp32`` is its fp32 C export),
-the other actors run in PyTorch.
+the other actors run in PyTorch. ``dsacd_1lds_ensemble`` is the teacher of an ensemble distillation (its run
+folder's recipe names the teachers; the row is the mean of their logits, in PyTorch):
+``--run-dir dsacd_1lds_ensemble=runs/sched_1lds_distill_ensemble --run-dir student@ens=runs/sched_1lds_distill_ensemble``
+scores it beside its student. Every scored run's recipe, and its teachers' runs, are checked for the evaluation drops.
 Latency (``tasks.scheduler.latency``): per TTI of the evaluation set-up, batch 1, one thread, own process:
 the student's int8 C artifact (8 passes; its fp32 C export beside it; the median of 3 processes, each
 run's p50 listed in ``student_tti8_p50_runs``), the DSACD actor and the 2LDS actor
