@@ -95,11 +95,13 @@ def run_folder(name: str) -> Path:
     return ROOT / "runs" / _kind(name)[0]
 
 
-def teacher_paths(folder: Path) -> list:
-    """Checkpoint paths of the distiller's teachers in a run folder's resolved recipe.yaml."""
-    import yaml
-    rec = folder / "recipe.yaml"
-    cfg = (yaml.safe_load(rec.read_text()) or {}) if rec.exists() else {}
+def teacher_paths(folder: Path, cfg: dict | None = None) -> list:
+    """Checkpoint paths of the distiller's teachers in a run folder's resolved recipe.yaml (or ``cfg``, that
+    file already loaded)."""
+    if cfg is None:
+        import yaml
+        rec = folder / "recipe.yaml"
+        cfg = (yaml.safe_load(rec.read_text()) or {}) if rec.exists() else {}
     dist = (((cfg.get("model") or {}).get("init_args") or {}).get("distiller") or {}).get("init_args") or {}
     out = []
     for spec in (dist.get("teachers") or {}).values():
@@ -142,7 +144,7 @@ def _drops_seen(folder: Path, seed: int, depth: int = 0) -> str | None:
         hit = [e for e in range(epochs) if int(data.get("seed", 0)) + 1000 * e == seed]
         if hit:
             return f"its DAgger rollouts of epoch {hit[0]} ran on the bench's drops (data seed + 1000 x epoch = {seed})"
-    for path in teacher_paths(folder):
+    for path in teacher_paths(folder, cfg):
         why = _drops_seen(path.parent, seed, depth + 1)
         if why:
             return f"its teacher {path} was trained on them: {why}"
@@ -472,7 +474,8 @@ def main(argv=None) -> int:
                 train(name)
     missing = [n for n in DEEP if not deep_available(n)]
     if missing:
-        print(f"deep schedulers left out (no run folder; --train-missing trains them): {', '.join(missing)}", flush=True)
+        print(f"deep schedulers left out (no run folder; --train-missing trains them, except dsacd_1lds_ensemble: "
+              f"README \"Deep schedulers\"): {', '.join(missing)}", flush=True)
     pols = policies()
     if a.policies:
         want = a.policies.split(",")
